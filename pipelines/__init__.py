@@ -1,0 +1,1 @@
+"""Ray tasks: the parallel strategies and the analysis jobs (built by the red-flag engine issue)."""
