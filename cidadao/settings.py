@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cidadao.errors import ConfigError
 
-__all__ = ["Settings", "get_settings", "load_settings"]
+__all__ = ["Settings", "get_settings", "load_settings", "mask_secret"]
 
 
 def _seed(name: str) -> AliasChoices:
@@ -112,14 +112,14 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                value = _mask(value.get_secret_value())
+                value = mask_secret(value.get_secret_value())
             elif isinstance(value, Path):
                 value = str(value)
             out[self.env_name(name)] = value
         return out
 
 
-def _mask(secret: str) -> str:
+def mask_secret(secret: str) -> str:
     """Hide a secret; for a URL keep scheme, user, host and database so the user sees what is used."""
     if "://" in secret:
         scheme, rest = secret.split("://", 1)

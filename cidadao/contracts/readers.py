@@ -198,7 +198,7 @@ def _mapper(detected: DetectedFile, max_value: float) -> Callable[[Mapping[str, 
 
 
 def _id_of(rec: Mapping[str, Any]) -> str | None:
-    for key in ("id", "numeroControlePNCP"):
+    for key in ("id", "numeroControlePNCP", "cnpj"):
         value = rec.get(key)
         if isinstance(value, str | int) and not isinstance(value, bool):
             return str(value)[:120]

@@ -33,7 +33,7 @@ CONTRACT_COLUMNS: Final = (
 )  # fmt: skip
 
 SANCTION_COLUMNS: Final = (
-    "ord", "register", "source_id", "document", "name", "sanction_type", "sanction_detail",
+    "ord", "registry", "source_id", "document", "name", "sanction_type", "sanction_detail",
     "bars_contracting", "starts_on", "ends_on", "published_on", "sanctioning_body", "sanctioning_uf",
     "fine_value", "legal_basis", "raw",
 )  # fmt: skip
@@ -92,7 +92,7 @@ class Sanction(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    register: Literal["CEIS", "CNEP"]
+    registry: Literal["CEIS", "CNEP"]
     source_id: str
     document: str
     name: str | None = None

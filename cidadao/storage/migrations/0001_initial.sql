@@ -66,7 +66,7 @@ CREATE INDEX contracts_raw_gin ON contracts USING gin (raw jsonb_path_ops);
 
 CREATE TABLE sanctions (
     id                bigserial PRIMARY KEY,
-    register          text NOT NULL CHECK (register IN ('CEIS', 'CNEP')),
+    registry          text NOT NULL CHECK (registry IN ('CEIS', 'CNEP')),
     source_id         text NOT NULL,
     document          text NOT NULL,
     name              text,
@@ -82,7 +82,7 @@ CREATE TABLE sanctions (
     legal_basis       jsonb,
     raw               jsonb NOT NULL,
     ingested_at       timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT sanctions_natural_key UNIQUE (register, source_id)
+    CONSTRAINT sanctions_natural_key UNIQUE (registry, source_id)
 );
 CREATE INDEX sanctions_document_idx ON sanctions (document, starts_on);
 

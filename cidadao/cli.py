@@ -1,0 +1,288 @@
+"""The ``cidadao`` command: the one place that wires the runtime together.
+
+Heavy modules (asyncpg, pyarrow, the generator, the fetch client) are imported inside the commands
+that need them, so ``cidadao --help`` and ``cidadao config`` start fast. Errors the runtime raises on
+purpose are printed as one line on stderr (exit 2); ``--json`` output is exactly one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import orjson
+import typer
+from rich.console import Console
+
+from cidadao.errors import CidadaoError
+from cidadao.settings import Settings, get_settings
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="Cidadão.AI runtime: investigate Brazilian public contracts for red flags.", no_args_is_help=True)
+db_app = typer.Typer(help="The system of record (Postgres).", no_args_is_help=True)
+fetch_app = typer.Typer(help="Download contracts from the live sources.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: print a table, write JSON, compare to a same-run baseline.")
+app.add_typer(db_app, name="db")
+app.add_typer(fetch_app, name="fetch")
+app.add_typer(bench_app, name="bench")
+
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
+def _emit_json(obj: Any) -> None:
+    sys.stdout.buffer.write(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS) + b"\n")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _progress(total: int | None, description: str, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise a no-op callback."""
+    if not enabled or not err.is_terminal:
+        yield lambda _n: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    unit_col = DownloadColumn() if description.startswith("reading") else MofNCompleteColumn()
+    with Progress("{task.description}", BarColumn(), unit_col, TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task(description, total=total)
+        lock = threading.Lock()
+
+        def advance(n: int) -> None:
+            with lock:
+                bar.advance(task, n)
+
+        yield advance
+
+
+def _run(coro: Any) -> Any:
+    try:
+        return asyncio.run(coro)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
+# --- configuration and stores ------------------------------------------------------------------------
+
+
+@app.command()
+def config(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Print the effective settings, secrets masked."""
+    values = _settings().masked()
+    if as_json:
+        _emit_json(values)
+        return
+    from rich.table import Table
+
+    table = Table("variable", "value", title="Effective settings")
+    for name, value in values.items():
+        table.add_row(name, "" if value is None else str(value))
+    Console().print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations (idempotent)."""
+    from cidadao.storage.database import prepare_stores
+
+    prepared = _run(prepare_stores(_settings()))
+    if prepared.migrations_applied:
+        for mig in prepared.migrations_applied:
+            typer.echo(f"applied {mig.version:04d}_{mig.name}")
+    else:
+        typer.echo("schema is up to date")
+
+
+@app.command()
+def status() -> None:
+    """Say which stores run where, without starting anything."""
+    from cidadao.storage.servers import store_status
+
+    for name, state in store_status(_settings()).items():
+        typer.echo(f"{name}: {state}")
+
+
+@app.command()
+def down() -> None:
+    """Stop the embedded servers cleanly (servers named by URL are left alone)."""
+    from cidadao.storage.servers import stop_embedded
+
+    try:
+        stopped = stop_embedded(_settings())
+    except CidadaoError as exc:
+        _fail(str(exc))
+    typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@app.command()
+def up(
+    demo: Annotated[int, typer.Option(help="Generate and ingest N contracts when the database is empty.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 7,
+    detach: Annotated[bool, typer.Option("--detach", help="Return once everything runs; `cidadao down` stops.")] = False,
+) -> None:
+    """The main job: start or reach the stores, migrate, load demo data, and run until Ctrl-C."""
+    from cidadao.runtime import run_up
+
+    settings = _settings()
+    try:
+        run_up(settings, demo=demo, seed=seed, detach=detach, echo=typer.echo)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
+# --- data in -----------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files to load.")],
+    kind: Annotated[str | None, typer.Option(help="contracts | sanctions | suppliers (default: detect)")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="auto | portal | pncp | csv")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate and bulk-load files into Postgres; rejected rows are reported with their reasons."""
+    from cidadao.runtime import ingest_paths
+
+    if kind not in (None, "contracts", "sanctions", "suppliers"):
+        _fail(f"--kind must be contracts, sanctions or suppliers, not {kind!r}")
+    if fmt not in ("auto", "portal", "pncp", "csv"):
+        _fail(f"--format must be auto, portal, pncp or csv, not {fmt!r}")
+    settings = _settings()
+    total = sum(p.stat().st_size for p in paths if p.is_file())
+    with _progress(total, "reading", enabled=not as_json) as advance:
+        reports = _run(ingest_paths(settings, paths, kind, fmt, on_bytes=advance))  # type: ignore[arg-type]
+    if as_json:
+        if len(reports) == 1:
+            _emit_json(reports[0].as_dict())
+        else:
+            _emit_json({"kind": "mixed", "reports": [r.as_dict() for r in reports]})
+        return
+    for r in reports:
+        typer.echo(
+            f"{r.kind}: {r.accepted} accepted, {r.duplicates} duplicates, {r.rejected} rejected in {r.seconds:.1f} s"
+        )
+        if r.accepted == 0 and r.rejected == 0:
+            typer.echo("  nothing new: every row was already stored")
+        for e in r.errors[:20]:
+            typer.echo(f"  rejected {e.source} {e.record}: {e.field or '(record)'}: {e.reason}")
+        if r.rejected > 20:
+            typer.echo(f"  ... and {r.rejected - 20} more (use --json for all)")
+
+
+@app.command()
+def generate(
+    contracts: Annotated[int, typer.Option(min=1, help="Number of contracts.")],
+    out: Annotated[Path, typer.Option(help="Output folder.")],
+    seed: Annotated[int, typer.Option(help="Random seed (same seed ⇒ same files).")] = 7,
+    fmt: Annotated[str, typer.Option("--format", help="portal | pncp | csv")] = "portal",
+) -> None:
+    """Write realistic synthetic contracts, sanctions, a supplier registry and the planted-flag labels."""
+    from cidadao.contracts.synthetic import generate as write
+
+    if fmt not in ("portal", "pncp", "csv"):
+        _fail(f"--format must be portal, pncp or csv, not {fmt!r}")
+    with _progress(contracts, "generating", enabled=True) as advance:
+        summary = write(out, contracts, seed, fmt, progress=advance)  # type: ignore[arg-type]
+    for name, path in summary.files.items():
+        typer.echo(f"{name}: {path}")
+
+
+# --- live sources ------------------------------------------------------------------------------------
+
+
+def _parse_day(value: str, option: str) -> date:
+    from cidadao.contracts.fields import Invalid, parse_date
+
+    day = parse_date(value)
+    if day is None or isinstance(day, Invalid):
+        _fail(f"{option}: expected a date as YYYY-MM-DD or DD/MM/YYYY, got {value!r}")
+    return day
+
+
+@fetch_app.command("portal")
+def fetch_portal(
+    orgao: Annotated[str, typer.Option(help="SIAFI organ code, e.g. 26000.")],
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD or DD/MM/YYYY).")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day.")],
+    out: Annotated[Path, typer.Option(help="Output folder (JSON Lines; resumable).")],
+) -> None:
+    """Download Portal da Transparência contracts of one organ (needs CIDADAO_PORTAL_API_KEY)."""
+    from cidadao.sources.fetch import build_client
+    from cidadao.sources.fetch import fetch_portal as run
+
+    settings = _settings()
+    if not (orgao.isdigit() and len(orgao) == 5):
+        _fail(f"--orgao must be a 5-digit SIAFI code, got {orgao!r}")
+    start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+
+    async def go() -> Any:
+        async with build_client(settings) as client:
+            return await run(client, settings, orgao, start, end, out)
+
+    summary = _run(go())
+    typer.echo(f"{summary.rows} new rows in {summary.pages} pages → {summary.output}")
+
+
+@fetch_app.command("pncp")
+def fetch_pncp(
+    date_from: Annotated[str, typer.Option("--from", help="First day (YYYY-MM-DD or DD/MM/YYYY).")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day.")],
+    out: Annotated[Path, typer.Option(help="Output folder (JSON Lines; resumable).")],
+) -> None:
+    """Download PNCP contracts published in a date range (windows of ≤ 365 days)."""
+    from cidadao.sources.fetch import build_client
+    from cidadao.sources.fetch import fetch_pncp as run
+
+    settings = _settings()
+    start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+
+    async def go() -> Any:
+        async with build_client(settings) as client:
+            return await run(client, settings, start, end, out)
+
+    summary = _run(go())
+    typer.echo(f"{summary.rows} new rows in {summary.pages} pages → {summary.output}")
+
+
+# --- benchmarks --------------------------------------------------------------------------------------
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    contracts: Annotated[int, typer.Option(help="Contracts to generate and load.")] = 1_000_000,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/ingest.json"),
+) -> None:
+    """Ingest N Portal JSON Lines contracts against a bare COPY of the same rows from CSV."""
+    from bench.ingest import run_benchmark
+
+    settings = _settings()
+    try:
+        run_benchmark(settings, contracts, out, echo=typer.echo)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    with contextlib.suppress(AttributeError):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `cidadao ... | head` ends quietly
+    app()

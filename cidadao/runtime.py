@@ -1,0 +1,114 @@
+"""What the ``cidadao`` commands do, as plain functions (no CLI parsing, no Ray yet).
+
+``ingest_paths`` loads files; ``run_up`` is the main job. Later issues add Ray, the agents and the API
+to ``run_up``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from cidadao.contracts.readers import DetectedFile, Kind, SourceFormat, detect
+from cidadao.settings import Settings, mask_secret
+from cidadao.storage.database import prepare_stores
+from cidadao.storage.ingest import IngestReport, ingest_file
+from cidadao.storage.postgres import connect
+from cidadao.storage.servers import stop_embedded
+
+__all__ = ["ingest_paths", "run_up"]
+
+# Suppliers and sanctions first: the contracts that follow then find their suppliers described.
+_KIND_ORDER: Final = {"suppliers": 0, "sanctions": 1, "contracts": 2}
+
+
+async def ingest_paths(
+    settings: Settings,
+    paths: list[Path],
+    kind: Kind | None = None,
+    fmt: SourceFormat = "auto",
+    on_bytes: Callable[[int], None] | None = None,
+) -> list[IngestReport]:
+    """Detect every file first (a wrong file stops everything before anything is stored), then load them.
+
+    Returns one report per kind, in load order.
+    """
+    detected: list[DetectedFile] = [detect(p, kind, fmt) for p in paths]
+    detected.sort(key=lambda d: _KIND_ORDER[d.kind])
+    prepared = await prepare_stores(settings)
+    reports: dict[str, IngestReport] = {}
+    conn = await connect(prepared.endpoints.database_url)
+    try:
+        for d in detected:
+            report = reports.setdefault(d.kind, IngestReport(kind=d.kind))
+            await ingest_file(
+                conn,
+                d,
+                report,
+                batch_rows=settings.ingest_batch_rows,
+                max_value=settings.max_contract_value,
+                on_bytes=on_bytes,
+            )
+    finally:
+        await conn.close()
+    return list(reports.values())
+
+
+async def _table_counts(database_url: str) -> dict[str, int]:
+    conn = await connect(database_url)
+    try:
+        counts = {}
+        for table in ("organs", "suppliers", "contracts", "sanctions", "investigations"):
+            counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")  # table names are constants
+        return counts
+    finally:
+        await conn.close()
+
+
+def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Callable[[str], None]) -> None:
+    """Start or reach the stores, migrate, load demo data into an empty database, print what runs where.
+
+    Without ``detach`` it then waits for Ctrl-C (SIGINT) or SIGTERM and stops the embedded servers.
+    """
+    import asyncio
+
+    prepared = asyncio.run(prepare_stores(settings))
+    ep = prepared.endpoints
+    for mig in prepared.migrations_applied:
+        echo(f"migrated: {mig.version:04d}_{mig.name}")
+    counts = asyncio.run(_table_counts(ep.database_url))
+    if demo > 0 and counts["contracts"] == 0:
+        from cidadao.contracts.synthetic import generate
+
+        out = settings.data_home / "demo" / f"seed{seed}-n{demo}"
+        echo(f"demo: generating {demo} contracts (seed {seed}) in {out}")
+        summary = generate(out, demo, seed, "portal")
+        files = [Path(p) for name, p in summary.files.items() if name not in ("labels", "manifest")]
+        for report in asyncio.run(ingest_paths(settings, files)):
+            echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected (dirty rows on purpose)")
+        counts = asyncio.run(_table_counts(ep.database_url))
+    elif demo > 0:
+        echo(f"demo: the database already holds {counts['contracts']} contracts; nothing generated")
+    where = "embedded" if ep.postgres_embedded else "external"
+    echo(f"postgres ({where}): {mask_secret(ep.database_url)}")
+    where = "embedded" if ep.redis_embedded else "external"
+    echo(f"redis    ({where}): {mask_secret(ep.redis_url)}")
+    echo(f"data home: {settings.data_home}")
+    echo("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    if detach:
+        echo("running; `cidadao down` stops the embedded servers")
+        return
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    echo("ready; press Ctrl-C to stop")
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    stopped = stop_embedded(settings)
+    echo("stopped: " + (", ".join(stopped) if stopped else "nothing embedded to stop"))
