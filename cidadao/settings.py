@@ -131,6 +131,17 @@ def mask_secret(secret: str) -> str:
     return "***" if secret else ""
 
 
+def _is_secret(field: str) -> bool:
+    info = Settings.model_fields.get(field)
+    if info is None:  # the error is keyed by the variable name: find its field
+        info = next((f for f in Settings.model_fields.values() if _names(f.validation_alias, field)), None)
+    return info is not None and "SecretStr" in str(info.annotation)
+
+
+def _names(alias: object, name: str) -> bool:
+    return isinstance(alias, AliasChoices) and name in alias.choices
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings now; invalid values raise :class:`ConfigError` naming each variable."""
     try:
@@ -144,7 +155,10 @@ def load_settings(**overrides: Any) -> Settings:
                 alias = Settings.model_fields[field].validation_alias
                 if isinstance(alias, AliasChoices):
                     name = " or ".join(str(c) for c in alias.choices)
-            problems.append(f"{name}: {err['msg']} (got {err.get('input')!r})")
+            shown = err.get("input")
+            if _is_secret(field) and isinstance(shown, str):
+                shown = mask_secret(shown)
+            problems.append(f"{name}: {err['msg']} (got {shown!r})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

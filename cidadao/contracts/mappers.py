@@ -101,7 +101,7 @@ def _contract_row(
         if isinstance(m, Invalid):
             return Problem(f, m)
         money.append(m)
-    objeto = strip_objeto(objeto_raw)
+    objeto = strip_objeto(objeto_raw) if isinstance(objeto_raw, str) else None
     modal_text = text_or_none(modality_raw) if isinstance(modality_raw, str) else None
     return (
         ord_, source, source_id, _code(rec.get("numero")), objeto, object_class(objeto) if objeto else None,

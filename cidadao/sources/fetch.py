@@ -55,8 +55,7 @@ _STATE_VERSION = 1
 _MAX_BACKOFF = 60.0
 _MAX_RETRY_AFTER = 300.0
 
-Progress = Callable[[int], object]
-"""Called with the number of rows of each page once that page is safely written."""
+Progress = Callable[[int], object]  # called with each page's row count once the page is safely written
 
 _T = TypeVar("_T")
 
@@ -157,7 +156,8 @@ async def fetch_portal(
     _check_range(date_from, date_to)
     name = f"portal-contratos-{orgao}-{date_from:%Y%m%d}-{date_to:%Y%m%d}.jsonl"
     identity = {"source": "portal", "orgao": orgao, "from": date_from.isoformat(), "to": date_to.isoformat()}
-    run = _Run(client, settings, backoff_base, limiter, {"chave-api-dados": key})
+    run = _Run(client, settings, backoff_base, limiter)
+    run.headers["chave-api-dados"] = key
     url = f"{settings.portal_base_url.rstrip('/')}/contratos"
     journal = _Journal(Path(out) / name, identity)
     try:
@@ -192,19 +192,18 @@ async def fetch_pncp(
     backoff_base: float = 1.0,
     limiter: RateLimiter | None = None,
 ) -> FetchSummary:
-    """Fetch the PNCP contracts published in the date range (no key needed).
+    """Fetch the PNCP contracts of the date range (no key needed), split into ≤ 365-day windows.
 
-    Ranges longer than 365 days are split into consecutive windows. Appends to
-    ``out/pncp-contratos-{from}-{to}.jsonl`` and resumes an interrupted fetch of the same range
-    and page size. Raises :class:`FetchError` when a page keeps failing, :class:`ValueError` on
-    bad arguments.
+    Appends to ``out/pncp-contratos-{from}-{to}.jsonl`` and resumes an interrupted fetch of the same
+    range and page size. Raises :class:`FetchError` when a page keeps failing, :class:`ValueError`
+    on bad arguments.
     """
     if not 1 <= page_size <= 500:
         raise ValueError(f"page_size must be between 1 and 500, got {page_size}")
     windows = pncp_windows(date_from, date_to)
     name = f"pncp-contratos-{date_from:%Y%m%d}-{date_to:%Y%m%d}.jsonl"
     identity = {"source": "pncp", "from": date_from.isoformat(), "to": date_to.isoformat(), "page_size": page_size}
-    run = _Run(client, settings, backoff_base, limiter, {})
+    run = _Run(client, settings, backoff_base, limiter)
     url = f"{settings.pncp_base_url.rstrip('/')}/contratos"
     journal = _Journal(Path(out) / name, identity)
     try:
@@ -282,15 +281,9 @@ def _retry_after(response: httpx.Response) -> float | None:
 class _Run:
     """Request loop with rate limiting and bounded retries, plus the call's counters."""
 
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        settings: Settings,
-        base: float,
-        limiter: RateLimiter | None,
-        headers: dict[str, str],
-    ) -> None:
-        self.client, self.headers, self.backoff_base = client, headers, max(0.0, base)
+    def __init__(self, client: httpx.AsyncClient, settings: Settings, base: float, limiter: RateLimiter | None) -> None:
+        self.client, self.backoff_base = client, max(0.0, base)
+        self.headers: dict[str, str] = {}
         self.max_retries = settings.fetch_max_retries
         self.limiter = limiter or RateLimiter(settings.fetch_requests_per_minute)
         self.started = time.monotonic()
