@@ -285,4 +285,6 @@ def main() -> None:
     """Console-script entry point."""
     with contextlib.suppress(AttributeError):
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `cidadao ... | head` ends quietly
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # a long-running `cidadao up` shows each line at once
     app()

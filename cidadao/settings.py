@@ -126,7 +126,8 @@ def mask_secret(secret: str) -> str:
         if "@" in rest:
             cred, host = rest.rsplit("@", 1)
             user = cred.split(":", 1)[0]
-            return f"{scheme}://{user}{':***' if ':' in cred else ''}@{host}"
+            has_password = ":" in cred and cred.split(":", 1)[1] != ""
+            return f"{scheme}://{user}{':***' if has_password else ''}@{host}"
         return secret
     return "***" if secret else ""
 

@@ -1,0 +1,82 @@
+"""Test helpers: run the ``cidadao`` command and wait for conditions without sleeping blindly."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+CIDADAO = [sys.executable, "-m", "cidadao"]
+
+
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CIDADAO, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+
+
+class CliProcess:
+    """A running ``cidadao`` command whose output lines are collected by a reader thread."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*CIDADAO, *args], env={**env, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for_line(self, needle: str, timeout: float = 120) -> list[str]:
+        """Collect lines until one contains ``needle``; return every line so far."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no line with {needle!r} within {timeout} s; output: {''.join(self.seen)}")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"process ended before {needle!r}; output: {''.join(self.seen)}")
+            self.seen.append(line)
+            if needle in line:
+                return list(self.seen)
+
+    def finish(self, timeout: float = 60) -> str:
+        """Wait for the process to end; return its whole output."""
+        self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=timeout)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        while (line := self.lines.get_nowait() if not self.lines.empty() else None) is not None:
+            self.seen.append(line)
+        return "".join(self.seen)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 60, interval: float = 0.05, what: str = "") -> None:
+    """Poll ``condition`` until true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)  # polling interval of a bounded wait, not a wait for an event
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
