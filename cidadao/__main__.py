@@ -2,4 +2,5 @@
 
 from cidadao.cli import main
 
-main()
+if __name__ == "__main__":  # a spawned child process imports this module without running the command
+    main()

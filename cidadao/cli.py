@@ -26,7 +26,9 @@ from cidadao.settings import Settings, get_settings
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(help="Cidadão.AI runtime: investigate Brazilian public contracts for red flags.", no_args_is_help=True)
+app = typer.Typer(
+    help="Cidadão.AI runtime: investigate Brazilian public contracts for red flags.", no_args_is_help=True
+)
 db_app = typer.Typer(help="The system of record (Postgres).", no_args_is_help=True)
 fetch_app = typer.Typer(help="Download contracts from the live sources.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: print a table, write JSON, compare to a same-run baseline.")
@@ -137,7 +139,9 @@ def down() -> None:
 def up(
     demo: Annotated[int, typer.Option(help="Generate and ingest N contracts when the database is empty.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 7,
-    detach: Annotated[bool, typer.Option("--detach", help="Return once everything runs; `cidadao down` stops.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Return once everything runs; `cidadao down` stops.")
+    ] = False,
 ) -> None:
     """The main job: start or reach the stores, migrate, load demo data, and run until Ctrl-C."""
     from cidadao.runtime import run_up
@@ -180,7 +184,7 @@ def ingest(
         typer.echo(
             f"{r.kind}: {r.accepted} accepted, {r.duplicates} duplicates, {r.rejected} rejected in {r.seconds:.1f} s"
         )
-        if r.accepted == 0 and r.rejected == 0:
+        if r.accepted == 0 and r.duplicates > 0:
             typer.echo("  nothing new: every row was already stored")
         for e in r.errors[:20]:
             typer.echo(f"  rejected {e.source} {e.record}: {e.field or '(record)'}: {e.reason}")

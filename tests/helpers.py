@@ -14,8 +14,12 @@ from pathlib import Path
 CIDADAO = [sys.executable, "-m", "cidadao"]
 
 
-def run_cli(*args: str, env: dict[str, str], timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CIDADAO, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+def run_cli(
+    *args: str, env: dict[str, str], timeout: float = 300, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CIDADAO, *args], env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+    )
 
 
 class CliProcess:
@@ -71,7 +75,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60, interval: flo
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(interval)  # polling interval of a bounded wait, not a wait for an event
+        threading.Event().wait(interval)  # the interval between two polls of a bounded wait
 
 
 def pid_alive(pid: int) -> bool:

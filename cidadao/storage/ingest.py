@@ -11,9 +11,12 @@ While Postgres stores batch *n*, a worker thread parses batch *n + 1*: the two c
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import multiprocessing
+import multiprocessing.queues
+import os
+import queue
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -24,9 +27,10 @@ from cidadao.contracts.readers import DetectedFile, Kind, Rejection, read_rows
 from cidadao.contracts.schema import CONTRACT_COLUMNS, SANCTION_COLUMNS, SUPPLIER_COLUMNS
 from cidadao.errors import IngestError
 
-__all__ = ["IngestReport", "ingest_file"]
+__all__ = ["PARSE_IN_PROCESS_BYTES", "IngestReport", "ingest_file"]
 
 _MAX_ERRORS_KEPT: Final = 10_000
+PARSE_IN_PROCESS_BYTES: Final = 16 * 1024 * 1024
 
 _STAGING: Final = {
     "contracts": """CREATE TEMP TABLE IF NOT EXISTS stage_contracts (
@@ -48,39 +52,55 @@ _STAGING: Final = {
         ON COMMIT DELETE ROWS""",
 }
 
-# Dimension upserts run before the fact upsert so its foreign keys hold. They write only what changed.
-_CONTRACT_DIMENSIONS: Final = (
-    """INSERT INTO organs AS o (codigo, sigla, nome, cnpj, orgao_maximo_codigo, orgao_maximo_sigla, orgao_maximo_nome)
-       SELECT DISTINCT ON (orgao_codigo) orgao_codigo, orgao_sigla, orgao_nome, orgao_cnpj,
-              orgao_maximo_codigo, orgao_maximo_sigla, orgao_maximo_nome
-         FROM stage_contracts ORDER BY orgao_codigo, ord DESC
-       ON CONFLICT (codigo) DO UPDATE SET
-              sigla = COALESCE(EXCLUDED.sigla, o.sigla), nome = COALESCE(EXCLUDED.nome, o.nome),
-              cnpj = COALESCE(EXCLUDED.cnpj, o.cnpj),
-              orgao_maximo_codigo = COALESCE(EXCLUDED.orgao_maximo_codigo, o.orgao_maximo_codigo),
-              orgao_maximo_sigla = COALESCE(EXCLUDED.orgao_maximo_sigla, o.orgao_maximo_sigla),
-              orgao_maximo_nome = COALESCE(EXCLUDED.orgao_maximo_nome, o.orgao_maximo_nome), updated_at = now()
-        WHERE (o.sigla, o.nome, o.cnpj, o.orgao_maximo_codigo, o.orgao_maximo_sigla, o.orgao_maximo_nome)
-              IS DISTINCT FROM (COALESCE(EXCLUDED.sigla, o.sigla), COALESCE(EXCLUDED.nome, o.nome),
-              COALESCE(EXCLUDED.cnpj, o.cnpj), COALESCE(EXCLUDED.orgao_maximo_codigo, o.orgao_maximo_codigo),
-              COALESCE(EXCLUDED.orgao_maximo_sigla, o.orgao_maximo_sigla),
-              COALESCE(EXCLUDED.orgao_maximo_nome, o.orgao_maximo_nome))""",
-    """INSERT INTO management_units AS u (codigo, nome, orgao_codigo, uf, municipio)
-       SELECT DISTINCT ON (ug_codigo) ug_codigo, ug_nome, orgao_codigo, uf, municipio
-         FROM stage_contracts WHERE ug_codigo IS NOT NULL ORDER BY ug_codigo, ord DESC
-       ON CONFLICT (codigo) DO UPDATE SET nome = COALESCE(EXCLUDED.nome, u.nome),
-              orgao_codigo = EXCLUDED.orgao_codigo, uf = COALESCE(EXCLUDED.uf, u.uf),
-              municipio = COALESCE(EXCLUDED.municipio, u.municipio), updated_at = now()
-        WHERE (u.nome, u.orgao_codigo, u.uf, u.municipio) IS DISTINCT FROM
-              (COALESCE(EXCLUDED.nome, u.nome), EXCLUDED.orgao_codigo, COALESCE(EXCLUDED.uf, u.uf),
-               COALESCE(EXCLUDED.municipio, u.municipio))""",
-    """INSERT INTO suppliers AS s (document, kind, name, legal_name)
-       SELECT DISTINCT ON (supplier_document) supplier_document, supplier_kind, supplier_name, supplier_legal_name
-         FROM stage_contracts WHERE supplier_document IS NOT NULL ORDER BY supplier_document, ord DESC
-       ON CONFLICT (document) DO UPDATE SET name = COALESCE(s.name, EXCLUDED.name),
-              legal_name = COALESCE(s.legal_name, EXCLUDED.legal_name), updated_at = now()
-        WHERE (s.name IS NULL AND EXCLUDED.name IS NOT NULL)
-           OR (s.legal_name IS NULL AND EXCLUDED.legal_name IS NOT NULL)""",
+# Dimension upserts run before the contracts so their foreign keys hold. Rows are deduplicated in Python and
+# sent as arrays; the upserts write only what changed.
+_UPSERT_ORGANS: Final = """
+    INSERT INTO organs AS o (codigo, sigla, nome, cnpj, orgao_maximo_codigo, orgao_maximo_sigla, orgao_maximo_nome)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+    ON CONFLICT (codigo) DO UPDATE SET
+           sigla = COALESCE(EXCLUDED.sigla, o.sigla), nome = COALESCE(EXCLUDED.nome, o.nome),
+           cnpj = COALESCE(EXCLUDED.cnpj, o.cnpj),
+           orgao_maximo_codigo = COALESCE(EXCLUDED.orgao_maximo_codigo, o.orgao_maximo_codigo),
+           orgao_maximo_sigla = COALESCE(EXCLUDED.orgao_maximo_sigla, o.orgao_maximo_sigla),
+           orgao_maximo_nome = COALESCE(EXCLUDED.orgao_maximo_nome, o.orgao_maximo_nome), updated_at = now()
+     WHERE (o.sigla, o.nome, o.cnpj, o.orgao_maximo_codigo, o.orgao_maximo_sigla, o.orgao_maximo_nome)
+           IS DISTINCT FROM (COALESCE(EXCLUDED.sigla, o.sigla), COALESCE(EXCLUDED.nome, o.nome),
+           COALESCE(EXCLUDED.cnpj, o.cnpj), COALESCE(EXCLUDED.orgao_maximo_codigo, o.orgao_maximo_codigo),
+           COALESCE(EXCLUDED.orgao_maximo_sigla, o.orgao_maximo_sigla),
+           COALESCE(EXCLUDED.orgao_maximo_nome, o.orgao_maximo_nome))"""
+_UPSERT_UNITS: Final = """
+    INSERT INTO management_units AS u (codigo, nome, orgao_codigo, uf, municipio)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+    ON CONFLICT (codigo) DO UPDATE SET nome = COALESCE(EXCLUDED.nome, u.nome),
+           orgao_codigo = EXCLUDED.orgao_codigo, uf = COALESCE(EXCLUDED.uf, u.uf),
+           municipio = COALESCE(EXCLUDED.municipio, u.municipio), updated_at = now()
+     WHERE (u.nome, u.orgao_codigo, u.uf, u.municipio) IS DISTINCT FROM
+           (COALESCE(EXCLUDED.nome, u.nome), EXCLUDED.orgao_codigo, COALESCE(EXCLUDED.uf, u.uf),
+            COALESCE(EXCLUDED.municipio, u.municipio))"""
+_UPSERT_CONTRACT_SUPPLIERS: Final = """
+    INSERT INTO suppliers AS s (document, kind, name, legal_name)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+    ON CONFLICT (document) DO UPDATE SET name = COALESCE(s.name, EXCLUDED.name),
+           legal_name = COALESCE(s.legal_name, EXCLUDED.legal_name), updated_at = now()
+     WHERE (s.name IS NULL AND EXCLUDED.name IS NOT NULL)
+        OR (s.legal_name IS NULL AND EXCLUDED.legal_name IS NOT NULL)"""
+_EXISTING_CONTRACTS: Final = """
+    SELECT c.source_id FROM contracts c JOIN unnest($2::text[]) AS k(source_id) USING (source_id)
+     WHERE c.source = $1"""
+
+_C: Final = {name: i for i, name in enumerate(CONTRACT_COLUMNS)}
+_CONTRACT_TABLE_COLUMNS: Final = (
+    "source", "source_id", "numero", "objeto", "object_class", "numero_processo", "fundamento_legal", "situacao",
+    "modalidade", "modalidade_texto", "signed_on", "starts_on", "ends_on", "published_on", "initial_value",
+    "final_value", "supplier_document", "supplier_name", "ug_codigo", "orgao_codigo", "uf", "raw",
+)  # fmt: skip
+_CONTRACT_TABLE_INDEXES: Final = tuple(_C[c] for c in _CONTRACT_TABLE_COLUMNS)
+_ORGAN_INDEXES: Final = tuple(_C[c] for c in (
+    "orgao_codigo", "orgao_sigla", "orgao_nome", "orgao_cnpj", "orgao_maximo_codigo", "orgao_maximo_sigla",
+    "orgao_maximo_nome"))  # fmt: skip
+_UNIT_INDEXES: Final = tuple(_C[c] for c in ("ug_codigo", "ug_nome", "orgao_codigo", "uf", "municipio"))
+_SUPPLIER_INDEXES: Final = tuple(
+    _C[c] for c in ("supplier_document", "supplier_kind", "supplier_name", "supplier_legal_name")
 )
 
 _UPSERT: Final = {
@@ -186,16 +206,173 @@ def _batches(rows: Iterator[Any], size: int, report: IngestReport) -> Iterator[l
         yield batch
 
 
-async def _store_batch(conn: asyncpg.Connection, kind: Kind, batch: list[tuple[Any, ...]]) -> tuple[int, int]:
-    """Store one batch in one transaction; return (inserted, updated)."""
-    async with conn.transaction():
-        await conn.copy_records_to_table(f"stage_{kind}", records=batch, columns=list(_COLUMNS[kind]))
-        if kind == "contracts":
-            for sql in _CONTRACT_DIMENSIONS:
-                await conn.execute(sql)
-        rows = await conn.fetch(_UPSERT[kind])
-    inserted = sum(1 for r in rows if r["inserted"])
-    return inserted, len(rows) - inserted
+async def _upsert_via_staging(conn: asyncpg.Connection, kind: Kind, rows: list[tuple[Any, ...]]) -> tuple[int, int]:
+    await conn.copy_records_to_table(f"stage_{kind}", records=rows, columns=list(_COLUMNS[kind]))
+    result = await conn.fetch(_UPSERT[kind])
+    inserted = sum(1 for r in result if r["inserted"])
+    return inserted, len(result) - inserted
+
+
+_DIMENSIONS: Final = (
+    (_UPSERT_ORGANS, _ORGAN_INDEXES, _C["orgao_codigo"]),
+    (_UPSERT_UNITS, _UNIT_INDEXES, _C["ug_codigo"]),
+    (_UPSERT_CONTRACT_SUPPLIERS, _SUPPLIER_INDEXES, _C["supplier_document"]),
+)
+
+
+async def _upsert_dimensions(
+    conn: asyncpg.Connection, batch: list[tuple[Any, ...]], seen: set[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Upsert the organs, units and suppliers named by ``batch``; return what was sent.
+
+    Rows this ingest already upserted identically (``seen``) are skipped, so later batches send only what
+    is new; the caller adds the returned rows to ``seen`` once the batch has committed.
+    """
+    sent: list[tuple[Any, ...]] = []
+    for sql, indexes, key in _DIMENSIONS:
+        last: dict[Any, tuple[Any, ...]] = {}
+        for r in batch:
+            if r[key] is not None:
+                last[r[key]] = tuple(r[i] for i in indexes)
+        fresh = [v for v in last.values() if (sql, v) not in seen]
+        if fresh:
+            await conn.execute(sql, *(list(col) for col in zip(*fresh, strict=True)))
+            sent.extend((sql, v) for v in fresh)
+    return sent
+
+
+async def _store_contracts(
+    conn: asyncpg.Connection, batch: list[tuple[Any, ...]], fast: bool, seen: set[tuple[Any, ...]]
+) -> tuple[int, int, list[tuple[Any, ...]]]:
+    """Dimensions first, then contracts: new keys COPYed straight into the table, known keys upserted.
+
+    Returns (inserted, updated, dimension rows sent).
+    """
+    sent = await _upsert_dimensions(conn, batch, seen)
+    if not fast:
+        return (*await _upsert_via_staging(conn, "contracts", batch), sent)
+    latest: dict[tuple[str, str], tuple[Any, ...]] = {}
+    for row in batch:  # a key repeated within the batch: the last record wins
+        latest[(row[1], row[2])] = row
+    new: list[tuple[Any, ...]] = []
+    known: list[tuple[Any, ...]] = []
+    for source in {key[0] for key in latest}:
+        ids = [key[1] for key in latest if key[0] == source]
+        existing = {r[0] for r in await conn.fetch(_EXISTING_CONTRACTS, source, ids)}
+        for sid in ids:
+            (known if sid in existing else new).append(latest[(source, sid)])
+    if new:
+        await conn.copy_records_to_table(
+            "contracts",
+            records=[tuple(r[i] for i in _CONTRACT_TABLE_INDEXES) for r in new],
+            columns=list(_CONTRACT_TABLE_COLUMNS),
+        )
+    inserted, updated = len(new), 0
+    if known:
+        more, updated = await _upsert_via_staging(conn, "contracts", known)
+        inserted += more
+    return inserted, updated, sent
+
+
+async def _store_batch(
+    conn: asyncpg.Connection, kind: Kind, batch: list[tuple[Any, ...]], seen: set[tuple[Any, ...]]
+) -> tuple[int, int]:
+    """Store one batch in one transaction; return (inserted, updated).
+
+    Contracts whose key is new are COPYed straight into ``contracts`` (no staging, no sort); if another
+    ingest inserts the same key meanwhile, the batch is rolled back and redone through the upsert.
+    """
+    if kind != "contracts":
+        async with conn.transaction():
+            return await _upsert_via_staging(conn, kind, batch)
+    try:
+        async with conn.transaction():
+            inserted, updated, sent = await _store_contracts(conn, batch, True, seen)
+    except asyncpg.UniqueViolationError:
+        async with conn.transaction():
+            inserted, updated, sent = await _store_contracts(conn, batch, False, seen)
+    seen.update(sent)  # only once the batch has committed
+    return inserted, updated
+
+
+_Message = tuple[list[tuple[Any, ...]] | None, list[Rejection], int]
+
+
+def _parse_in_process(
+    detected: DetectedFile, max_value: float, batch_rows: int, out: multiprocessing.queues.Queue[Any]
+) -> None:
+    """Child process: parse ``detected`` and send (batch, rejections, bytes read) messages; ``None`` ends.
+
+    The queue is bounded, so the parser stays at most two batches ahead of Postgres. If the parent dies
+    the child notices (its parent changes) and exits instead of blocking forever.
+    """
+    parent = os.getppid()
+    progress = [0]
+
+    def count(n: int) -> None:
+        progress[0] += n
+
+    def send(message: Any) -> None:
+        while True:
+            try:
+                out.put(message, timeout=1.0)
+                return
+            except queue.Full:
+                if os.getppid() != parent:
+                    os._exit(1)
+
+    collector = IngestReport(kind=detected.kind)
+    try:
+        for batch in _batches(read_rows(detected, max_value, count), batch_rows, collector):
+            send((batch, collector.errors, progress[0]))
+            collector.errors = []
+        send((None, collector.errors, progress[0]))
+    except BaseException as exc:  # the parent re-raises it; nothing is stored for a batch never sent
+        send(("error", f"{type(exc).__name__}: {exc}", progress[0]))
+
+
+async def _batches_from_process(
+    detected: DetectedFile, max_value: float, batch_rows: int
+) -> AsyncGenerator[_Message, None]:
+    ctx = multiprocessing.get_context("spawn")
+    channel: multiprocessing.queues.Queue[Any] = ctx.Queue(maxsize=2)
+    worker = ctx.Process(
+        target=_parse_in_process, args=(detected, max_value, batch_rows, channel), name="cidadao-ingest-parser",
+        daemon=True,
+    )  # fmt: skip
+    worker.start()
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            batch, rejections, read = await loop.run_in_executor(None, channel.get)
+            if batch == "error":
+                raise IngestError(f"{detected.path}: the parser failed: {rejections}")
+            yield batch, rejections, read
+            if batch is None:
+                return
+    finally:
+        worker.kill()
+        await loop.run_in_executor(None, worker.join)
+        channel.close()
+
+
+async def _batches_in_thread(
+    detected: DetectedFile, max_value: float, batch_rows: int
+) -> AsyncGenerator[_Message, None]:
+    collector = IngestReport(kind=detected.kind)
+    progress = [0]
+
+    def count(n: int) -> None:
+        progress[0] += n
+
+    batches = _batches(read_rows(detected, max_value, count), batch_rows, collector)
+    loop = asyncio.get_running_loop()
+    while True:
+        batch = await loop.run_in_executor(None, next, batches, None)
+        rejections, collector.errors = collector.errors, []
+        yield batch, rejections, progress[0]
+        if batch is None:
+            return
 
 
 async def ingest_file(
@@ -206,32 +383,39 @@ async def ingest_file(
     batch_rows: int,
     max_value: float,
     on_bytes: Callable[[int], None] | None = None,
-    on_batch: Callable[[int], None] | None = None,
 ) -> None:
-    """Ingest one detected file into ``report`` (shared across the files of one command)."""
+    """Ingest one detected file into ``report`` (shared across the files of one command).
+
+    Files above :data:`PARSE_IN_PROCESS_BYTES` are parsed in a child process that works one batch ahead
+    while Postgres stores the current one (a parsing thread would fight the event loop for the GIL);
+    smaller files are parsed in a thread, without the child's start-up cost.
+    """
     started = time.perf_counter()
     await conn.execute(_STAGING[detected.kind])
-    batches = _batches(read_rows(detected, max_value, on_bytes), batch_rows, report)
-    loop = asyncio.get_running_loop()
-
-    def next_batch() -> list[tuple[Any, ...]] | None:
-        return next(batches, None)
-
-    pending = loop.run_in_executor(None, next_batch)
-    while (batch := await pending) is not None:
-        pending = loop.run_in_executor(None, next_batch)  # parse the next batch while this one is stored
-        try:
-            inserted, updated = await _store_batch(conn, detected.kind, batch)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            with contextlib.suppress(Exception):
-                await pending  # let the parser thread settle before the error propagates
-            raise IngestError(
-                f"{detected.path}: a batch of {len(batch)} rows could not be stored and was rolled back: {exc}"
-            ) from exc
-        report.accepted += inserted + updated
-        report.updated += updated
-        report.duplicates += len(batch) - inserted - updated
-        if on_batch is not None:
-            on_batch(len(batch))
+    seen: set[tuple[Any, ...]] = set()
+    read_so_far = 0
+    big = detected.path.stat().st_size >= PARSE_IN_PROCESS_BYTES
+    source = _batches_from_process if big else _batches_in_thread
+    messages = source(detected, max_value, batch_rows)
+    try:
+        async for batch, rejections, read in messages:
+            for rejection in rejections:
+                report.add_rejection(rejection)
+            if on_bytes is not None and read > read_so_far:
+                on_bytes(read - read_so_far)
+            read_so_far = read
+            if batch is None:
+                break
+            try:
+                inserted, updated = await _store_batch(conn, detected.kind, batch, seen)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                raise IngestError(
+                    f"{detected.path}: a batch of {len(batch)} rows could not be stored and was rolled back: {exc}"
+                ) from exc
+            report.accepted += inserted + updated
+            report.updated += updated
+            report.duplicates += len(batch) - inserted - updated
+    finally:
+        await messages.aclose()
     report.files.append(str(Path(detected.path)))
     report.seconds += time.perf_counter() - started

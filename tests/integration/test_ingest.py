@@ -62,7 +62,9 @@ async def test_a_failed_batch_leaves_the_database_as_before_it(db: asyncpg.Conne
            BEGIN IF NEW.source_id = 'poison' THEN RAISE EXCEPTION 'poisoned row'; END IF; RETURN NEW; END
            $$ LANGUAGE plpgsql"""
     )
-    await db.execute("CREATE TRIGGER refuse_poison BEFORE INSERT ON contracts FOR EACH ROW EXECUTE FUNCTION refuse_poison()")
+    await db.execute(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON contracts FOR EACH ROW EXECUTE FUNCTION refuse_poison()"
+    )
     try:
         recs = [portal(i) for i in range(1, 11)] + [portal("poison")] + [portal(i) for i in range(12, 21)]
         with pytest.raises(IngestError, match="rolled back"):
@@ -84,14 +86,21 @@ async def test_pncp_sanctions_and_registry(db: asyncpg.Connection, tmp_path: Pat
     rep = await load(db, sanctions)
     assert rep.accepted == 2
     rows = await db.fetch("SELECT source_id, bars_contracting, ends_on, fine_value FROM sanctions ORDER BY source_id")
-    assert [(r["source_id"], r["bars_contracting"], r["ends_on"]) for r in rows] == [("1", True, None), ("2", False, None)]
+    assert [(r["source_id"], r["bars_contracting"], r["ends_on"]) for r in rows] == [
+        ("1", True, None),
+        ("2", False, None),
+    ]
     assert float(rows[0]["fine_value"]) == 350000.0
 
     registry = tmp_path / "suppliers.csv"
-    registry.write_text("cnpj,razao_social,data_abertura,situacao_cadastral\n11222333000181,ACME LTDA,2019-05-01,BAIXADA\n")
+    registry.write_text(
+        "cnpj,razao_social,data_abertura,situacao_cadastral\n11222333000181,ACME LTDA,2019-05-01,BAIXADA\n"
+    )
     rep = await load(db, registry)
     assert (rep.accepted, rep.updated) == (1, 1)  # the supplier was already known from the contracts
     row = await db.fetchrow("SELECT * FROM suppliers WHERE document = '11222333000181'")
-    assert row["registry_status"] == "BAIXADA" and str(row["opening_date"]) == "2019-05-01" and row["name"] == "ACME LTDA"
+    assert (
+        row["registry_status"] == "BAIXADA" and str(row["opening_date"]) == "2019-05-01" and row["name"] == "ACME LTDA"
+    )
     rep = await load(db, registry)
     assert (rep.accepted, rep.duplicates) == (0, 1)

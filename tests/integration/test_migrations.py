@@ -42,7 +42,9 @@ async def test_the_seed_indexes_exist(empty_schema: asyncpg.Connection) -> None:
     await apply_migrations(empty_schema)
     defs = {
         r["indexname"]: r["indexdef"]
-        for r in await empty_schema.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()")
+        for r in await empty_schema.fetch(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema()"
+        )
     }
     assert "(status, user_id, created_at DESC)" in defs["investigations_status_user_created_idx"]
     assert "WHERE (status = ANY" in defs["investigations_active_idx"]

@@ -88,7 +88,9 @@ def test_down_stops_cleanly_and_leaves_external_servers_alone(home: tuple[Settin
     result = run_cli("down", env=env)
     assert result.returncode == 0 and "stopped: redis, postgres" in result.stdout
     assert "nothing was running" in run_cli("down", env=env).stdout
-    env_ext = dict(env, CIDADAO_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", CIDADAO_REDIS_URL="redis://127.0.0.1:1/0")
+    env_ext = dict(
+        env, CIDADAO_DATABASE_URL="postgresql://postgres@127.0.0.1:1/none", CIDADAO_REDIS_URL="redis://127.0.0.1:1/0"
+    )
     assert "nothing was running" in run_cli("down", env=env_ext).stdout
     status = run_cli("status", env=env_ext).stdout
     assert "postgres: external" in status and "redis: external" in status

@@ -85,7 +85,8 @@ def test_objeto_prefix_and_classes() -> None:
 @pytest.mark.parametrize(
     ("text", "code"),
     [("Pregão", "pregao"), ("Pregão Eletrônico - SRP", "pregao"), ("Dispensa de Licitação", "dispensa"),
-     ("Inexigibilidade de Licitação", "inexigibilidade"), ("Concorrência", "concorrencia"), ("Credenciamento", "outra")],
+     ("Inexigibilidade de Licitação", "inexigibilidade"), ("Concorrência", "concorrencia"),
+     ("Credenciamento", "outra")],
 )  # fmt: skip
 def test_modalities(text: str, code: str) -> None:
     assert normalize_modality(text) == code

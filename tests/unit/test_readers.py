@@ -285,10 +285,23 @@ def test_random_bytes_never_crash_a_reader(data: bytes) -> None:
 
 
 @settings(max_examples=100, deadline=None)
-@given(st.lists(st.dictionaries(st.sampled_from(list(portal().keys())), st.one_of(
-    st.none(), st.text(TEXT, max_size=20), st.integers(-(2**63), 2**63 - 1), st.floats(), st.booleans(),
-    st.dictionaries(st.text(TEXT, max_size=5), st.text(TEXT, max_size=5), max_size=3))), min_size=1, max_size=5))
-  # fmt: skip
+@given(
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(list(portal().keys())),
+            st.one_of(
+                st.none(),
+                st.text(TEXT, max_size=20),
+                st.integers(-(2**63), 2**63 - 1),
+                st.floats(),
+                st.booleans(),
+                st.dictionaries(st.text(TEXT, max_size=5), st.text(TEXT, max_size=5), max_size=3),
+            ),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_random_portal_shaped_records_are_stored_or_rejected(records: list[dict[str, Any]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "r.jsonl"
