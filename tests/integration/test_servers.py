@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Iterator[tuple[Settings, dict[str, str]]]:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Settings, dict[str, str]]]:
+    for name in ("CIDADAO_DATABASE_URL", "CIDADAO_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)  # always the embedded servers here
     settings = load_settings(data_home=tmp_path / "home")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CIDADAO_")}
     env["CIDADAO_DATA_HOME"] = str(settings.data_home)
