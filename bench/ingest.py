@@ -72,18 +72,11 @@ async def _bare_copy(dsn: str, csv_path: Path) -> float:
         await conn.close()
 
 
-async def _create_db(admin_dsn: str, name: str) -> None:
-    conn = await connect(admin_dsn)
+async def _admin(dsn: str, sql: str) -> None:
+    """Run one statement (CREATE/DROP DATABASE cannot run inside a transaction) on its own connection."""
+    conn = await connect(dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_db(admin_dsn: str, name: str) -> None:
-    conn = await connect(admin_dsn)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -104,7 +97,7 @@ def run_benchmark(settings: Settings, contracts: int, out: Path, echo: Callable[
         gen_seconds = time.perf_counter() - t0
         csv_path = work / "canonical.csv"
         valid = _write_canonical_csv(jsonl, csv_path, settings.max_contract_value)
-        asyncio.run(_create_db(admin_dsn, db_name))
+        asyncio.run(_admin(admin_dsn, f'CREATE DATABASE "{db_name}"'))
         try:
             echo("baseline: bare COPY of the canonical rows from CSV ...")
             bare_seconds = asyncio.run(_bare_copy(dsn, csv_path))
@@ -124,7 +117,7 @@ def run_benchmark(settings: Settings, contracts: int, out: Path, echo: Callable[
                 raise RuntimeError(f"cidadao ingest failed: {proc.stderr.decode()[-2000:]}")
             report = orjson.loads(proc.stdout)
         finally:
-            asyncio.run(_drop_db(admin_dsn, db_name))
+            asyncio.run(_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
     if peak_kib <= before:
         echo("note: peak RSS of the child could not be separated from earlier children")
     result = {
