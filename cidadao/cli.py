@@ -81,6 +81,8 @@ def _run(coro: Any) -> Any:
         return asyncio.run(coro)
     except CidadaoError as exc:
         _fail(str(exc))
+    except OSError as exc:  # unreadable input, unwritable output, full disk: one line, no traceback
+        _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
 
 # --- configuration and stores ------------------------------------------------------------------------
@@ -204,13 +206,23 @@ def generate(
 
     if fmt not in ("portal", "pncp", "csv"):
         _fail(f"--format must be portal, pncp or csv, not {fmt!r}")
-    with _progress(contracts, "generating", enabled=True) as advance:
-        summary = write(out, contracts, seed, fmt, progress=advance)  # type: ignore[arg-type]
+    try:
+        with _progress(contracts, "generating", enabled=True) as advance:
+            summary = write(out, contracts, seed, fmt, progress=advance)  # type: ignore[arg-type]
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
     for name, path in summary.files.items():
         typer.echo(f"{name}: {path}")
 
 
 # --- live sources ------------------------------------------------------------------------------------
+
+
+def _date_range(date_from: str, date_to: str) -> tuple[date, date]:
+    start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+    if start > end:
+        _fail(f"--from ({start}) is after --to ({end})")
+    return start, end
 
 
 def _parse_day(value: str, option: str) -> date:
@@ -236,7 +248,7 @@ def fetch_portal(
     settings = _settings()
     if not (orgao.isdigit() and len(orgao) == 5):
         _fail(f"--orgao must be a 5-digit SIAFI code, got {orgao!r}")
-    start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+    start, end = _date_range(date_from, date_to)
 
     async def go() -> Any:
         async with build_client(settings) as client:
@@ -257,7 +269,7 @@ def fetch_pncp(
     from cidadao.sources.fetch import fetch_pncp as run
 
     settings = _settings()
-    start, end = _parse_day(date_from, "--from"), _parse_day(date_to, "--to")
+    start, end = _date_range(date_from, date_to)
 
     async def go() -> Any:
         async with build_client(settings) as client:

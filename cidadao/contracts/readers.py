@@ -112,7 +112,7 @@ def _records_of(doc: Any, source: str) -> list[Any]:
 def detect(path: Path, kind: Kind | None = None, fmt: SourceFormat = "auto") -> DetectedFile:
     """Say what ``path`` holds by its content; check it against ``kind`` and ``fmt`` when given."""
     if not path.is_file():
-        raise InputFormatError(str(path), "no such file")
+        raise InputFormatError(str(path), "not a regular file" if path.exists() else "no such file")
     with open(path, "rb") as fh:
         head = fh.read(_SNIFF_BYTES)
     if b"\x00" in head:

@@ -63,6 +63,8 @@ def test_config_masks_secrets(fresh_env: dict[str, str]) -> None:
         (("fetch", "portal", "--orgao", "abc", "--from", "2024-01-01", "--to", "2024-02-01", "--out", "o"), {},
          "5-digit SIAFI"),
         (("fetch", "pncp", "--from", "yesterday", "--to", "2024-02-01", "--out", "o"), {}, "--from"),
+        (("generate", "--contracts", "10", "--out", "/proc/cidadao"), {}, "cannot write /proc/cidadao"),
+        (("fetch", "pncp", "--from", "2024-03-01", "--to", "2024-02-01", "--out", "o"), {}, "is after --to"),
         (("fetch", "portal", "--orgao", "26000", "--from", "2024-01-01", "--to", "2024-02-01", "--out", "o"), {},
          "CIDADAO_PORTAL_API_KEY"),
     ],
