@@ -219,7 +219,9 @@ def stop_embedded(settings: Settings) -> list[str]:
 
 
 def _stop_postgres(pgdir: Path) -> None:
-    from pgserver._commands import pg_ctl
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns at import when XDG_RUNTIME_DIR is unset
+        from pgserver._commands import pg_ctl
 
     user = "pgserver" if os.geteuid() == 0 else None
     try:
