@@ -17,7 +17,7 @@ from cidadao.settings import Settings, mask_secret
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.ingest import IngestReport, ingest_file
 from cidadao.storage.postgres import connect
-from cidadao.storage.servers import stop_embedded
+from cidadao.storage.servers import StoreEndpoints, stop_embedded
 
 __all__ = ["ingest_paths", "run_up"]
 
@@ -37,12 +37,20 @@ async def ingest_paths(
     Returns one report per kind, in load order.
     """
     detected: list[DetectedFile] = [detect(p, kind, fmt) for p in paths]
-    detected.sort(key=lambda d: _KIND_ORDER[d.kind])
     prepared = await prepare_stores(settings)
+    return await _ingest_detected(settings, prepared.endpoints.database_url, detected, on_bytes)
+
+
+async def _ingest_detected(
+    settings: Settings,
+    database_url: str,
+    detected: list[DetectedFile],
+    on_bytes: Callable[[int], None] | None = None,
+) -> list[IngestReport]:
     reports: dict[str, IngestReport] = {}
-    conn = await connect(prepared.endpoints.database_url)
+    conn = await connect(database_url)
     try:
-        for d in detected:
+        for d in sorted(detected, key=lambda d: _KIND_ORDER[d.kind]):
             report = reports.setdefault(d.kind, IngestReport(kind=d.kind))
             await ingest_file(
                 conn,
@@ -68,6 +76,30 @@ async def _table_counts(database_url: str) -> dict[str, int]:
         await conn.close()
 
 
+async def _start(settings: Settings, *, demo: int, seed: int, echo: Callable[[str], None]) -> StoreEndpoints:
+    """Stores up, schema migrated, demo data loaded into an empty database; report the rows held."""
+    prepared = await prepare_stores(settings)
+    ep = prepared.endpoints
+    for mig in prepared.migrations_applied:
+        echo(f"migrated: {mig.version:04d}_{mig.name}")
+    counts = await _table_counts(ep.database_url)
+    if demo > 0 and counts["contracts"] == 0:
+        from cidadao.contracts.synthetic import generate
+
+        out = settings.data_home / "demo" / f"seed{seed}-n{demo}"
+        echo(f"demo: generating {demo} contracts (seed {seed}) in {out}")
+        summary = generate(out, demo, seed, "portal")
+        files = [detect(Path(p)) for name, p in summary.files.items() if name not in ("labels", "manifest")]
+        for report in await _ingest_detected(settings, ep.database_url, files):
+            planted = " (dirty rows planted on purpose)" if report.rejected else ""
+            echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected{planted}")
+        counts = await _table_counts(ep.database_url)
+    elif demo > 0:
+        echo(f"demo: the database already holds {counts['contracts']} contracts; nothing generated")
+    echo("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return ep
+
+
 def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Callable[[str], None]) -> None:
     """Start or reach the stores, migrate, load demo data into an empty database, print what runs where.
 
@@ -75,30 +107,12 @@ def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Call
     """
     import asyncio
 
-    prepared = asyncio.run(prepare_stores(settings))
-    ep = prepared.endpoints
-    for mig in prepared.migrations_applied:
-        echo(f"migrated: {mig.version:04d}_{mig.name}")
-    counts = asyncio.run(_table_counts(ep.database_url))
-    if demo > 0 and counts["contracts"] == 0:
-        from cidadao.contracts.synthetic import generate
-
-        out = settings.data_home / "demo" / f"seed{seed}-n{demo}"
-        echo(f"demo: generating {demo} contracts (seed {seed}) in {out}")
-        summary = generate(out, demo, seed, "portal")
-        files = [Path(p) for name, p in summary.files.items() if name not in ("labels", "manifest")]
-        for report in asyncio.run(ingest_paths(settings, files)):
-            planted = " (dirty rows planted on purpose)" if report.rejected else ""
-            echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected{planted}")
-        counts = asyncio.run(_table_counts(ep.database_url))
-    elif demo > 0:
-        echo(f"demo: the database already holds {counts['contracts']} contracts; nothing generated")
+    ep = asyncio.run(_start(settings, demo=demo, seed=seed, echo=echo))
     where = "embedded" if ep.postgres_embedded else "external"
     echo(f"postgres ({where}): {mask_secret(ep.database_url)}")
     where = "embedded" if ep.redis_embedded else "external"
     echo(f"redis    ({where}): {mask_secret(ep.redis_url)}")
     echo(f"data home: {settings.data_home}")
-    echo("rows: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     if detach:
         echo("running; `cidadao down` stops the embedded servers")
         return
