@@ -1,8 +1,8 @@
 """The canonical schema: Arrow for bulk work, pydantic for single records.
 
 Readers turn every source format into rows of these columns (tuples in ``*_COLUMNS`` order, the order
-of the staging tables the ingest COPYs into). ``CONTRACT_ARROW`` is the shape analysis code reads
-partitions in.
+of the staging tables the ingest COPYs into). The shape the red-flag rules read is
+:data:`cidadao.redflags.frame.ANALYSIS_SCHEMA`.
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Final, Literal
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
-    "CONTRACT_ARROW",
     "CONTRACT_COLUMNS",
     "SANCTION_COLUMNS",
     "SUPPLIER_COLUMNS",
@@ -39,25 +37,6 @@ SANCTION_COLUMNS: Final = (
 )  # fmt: skip
 
 SUPPLIER_COLUMNS: Final = ("ord", "document", "kind", "legal_name", "opening_date", "registry_status")
-
-CONTRACT_ARROW: Final = pa.schema(
-    [
-        ("id", pa.int64()),
-        ("source", pa.string()),
-        ("source_id", pa.string()),
-        ("objeto", pa.string()),
-        ("object_class", pa.string()),
-        ("modalidade", pa.string()),
-        ("signed_on", pa.date32()),
-        ("starts_on", pa.date32()),
-        ("ends_on", pa.date32()),
-        ("initial_value", pa.float64()),
-        ("final_value", pa.float64()),
-        ("supplier_document", pa.string()),
-        ("ug_codigo", pa.string()),
-        ("orgao_codigo", pa.string()),
-    ]
-)
 
 Modality = Literal[
     "pregao", "dispensa", "inexigibilidade", "concorrencia", "concurso", "leilao", "tomada_de_precos",
