@@ -9,7 +9,8 @@ the whole family or one branch::
     │   └── MigrationError     a migration failed or the recorded history disagrees with the files
     ├── InputFormatError       a file is not what it claims to be (one clear line, the file named)
     ├── IngestError            a batch could not be stored (the batch was rolled back)
-    └── FetchError             a live source kept failing after bounded retries
+    ├── FetchError             a live source kept failing after bounded retries
+    └── PartitionsFailed       parallel work failed on some partitions after retries (names them)
 
 Row-level problems are *not* exceptions: a bad row becomes a :class:`cidadao.contracts.validation.Rejection`
 that is reported while the good rows load.
@@ -24,6 +25,7 @@ __all__ = [
     "IngestError",
     "InputFormatError",
     "MigrationError",
+    "PartitionsFailed",
     "StoreError",
 ]
 
@@ -59,3 +61,20 @@ class IngestError(CidadaoError):
 
 class FetchError(CidadaoError):
     """A live source (Portal da Transparência, PNCP) kept failing after bounded retries."""
+
+
+class PartitionsFailed(CidadaoError):
+    """Some partitions of a parallel run still failed after their retries: no partial answer is returned.
+
+    ``failed`` maps each failed item's index (its position in the input) to the error, ``labels`` names the
+    partitions those items held when the caller said (organ and year, for the red-flag sweep).
+    """
+
+    def __init__(self, failed: dict[int, str], total: int, labels: dict[int, str] | None = None) -> None:
+        self.failed = dict(sorted(failed.items()))
+        self.total = total
+        self.labels = labels or {}
+        named = [self.labels.get(i, f"item {i}") for i in self.failed]
+        shown = "; ".join(named[:10]) + (f"; and {len(named) - 10} more" if len(named) > 10 else "")
+        first = next(iter(self.failed.values()), "")
+        super().__init__(f"{len(self.failed)} of {total} partitions failed after retries ({shown}): {first}")
