@@ -215,6 +215,37 @@ def generate(
         typer.echo(f"{name}: {path}")
 
 
+@app.command()
+def investigate(
+    orgao: Annotated[str | None, typer.Option(help="SIAFI organ code (5 digits; PNCP organs: CNPJ).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every organ in the database.")] = False,
+    year: Annotated[int | None, typer.Option(min=1990, max=2100, help="Only contracts signed that year.")] = None,
+    strategy: Annotated[str, typer.Option(help="map_reduce | scatter_gather | pipeline | round_robin")] = (
+        "map_reduce"
+    ),
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run every red-flag rule over an organ (or all) on Ray; store the investigation and its flags."""
+    from cidadao.storage.analysis import Scope
+
+    if (orgao is None) == (not all_):
+        _fail("give exactly one of --orgao CODE or --all")
+    if orgao is not None and not (orgao.isdigit() and len(orgao) in (5, 14)):
+        _fail(f"--orgao must be a 5-digit SIAFI code or a 14-digit CNPJ, not {orgao!r}")
+    if strategy not in ("map_reduce", "scatter_gather", "pipeline", "round_robin"):
+        _fail(f"--strategy must be map_reduce, scatter_gather, pipeline or round_robin, not {strategy!r}")
+    settings = _settings()
+    from pipelines.investigate import investigate as run_investigation
+
+    result = _run(run_investigation(settings, Scope(orgao, year), strategy=strategy))  # type: ignore[arg-type]
+    if as_json:
+        _emit_json(result)
+        return
+    from cidadao.summary import render_investigation
+
+    render_investigation(result, Console())
+
+
 # --- live sources ------------------------------------------------------------------------------------
 
 
