@@ -35,8 +35,10 @@ class SplittingRule:
         known = dispensa & (frame.cls >= 0) & (frame.ug >= 0) & ~np.isnan(value) & ~np.isnan(ceiling)
         under = known & (value > 0) & (value < ceiling)
         rows = np.flatnonzero(under)
-        key = (frame.ug[rows] * (len(frame.cls_names) + 1) + frame.cls[rows]) * 4096 + (frame.year[rows] - 1900)
-        _, group = np.unique(key, return_inverse=True)
+        # the unit within its organ: a group never spans partitions (organ x year), whatever the codes
+        keys = np.stack([frame.orgao[rows], frame.ug[rows], frame.cls[rows], frame.year[rows]])
+        _, group = np.unique(keys, axis=1, return_inverse=True)
+        group = group.reshape(-1)
         total = np.bincount(group, weights=value[rows])
         size = np.bincount(group)
         over = (size[group] >= 2) & (total[group] > ceiling[rows])
