@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from cidadao.redflags.legal import art75_item, is_renovation
 
-__all__ = ["ANALYSIS_SCHEMA", "Frame", "codes_of", "days_to_years_months"]
+__all__ = ["ANALYSIS_SCHEMA", "Frame", "codes_of", "days_to_years_months", "encode"]
 
 # numpy's stubs type bincount, where and friends loosely: the aliases document intent, not dtype proofs
 I64 = npt.NDArray[Any]
@@ -39,12 +39,18 @@ ANALYSIS_SCHEMA: Final = pa.schema(
 )
 
 
-def codes_of(column: pa.ChunkedArray | pa.Array) -> tuple[I64, list[Any]]:
-    """Dictionary-encode ``column``: (codes with -1 for null, the distinct values)."""
+def encode(column: pa.ChunkedArray | pa.Array) -> tuple[I64, pa.Array]:
+    """Dictionary-encode ``column``: (codes with -1 for null, the distinct values as an Arrow array)."""
     array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     encoded = pc.dictionary_encode(array)
     codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
-    return codes, encoded.dictionary.to_pylist()
+    return codes, encoded.dictionary
+
+
+def codes_of(column: pa.ChunkedArray | pa.Array) -> tuple[I64, list[Any]]:
+    """Like :func:`encode`, with the distinct values as a list (for small dictionaries)."""
+    codes, dictionary = encode(column)
+    return codes, dictionary.to_pylist()
 
 
 def days_to_years_months(days: I64) -> tuple[I64, I64]:

@@ -35,8 +35,8 @@ class NewSupplierRule:
         reg = side.registry.filter(pc.is_valid(side.registry["document"]))
         if reg.num_rows == 0:
             return Hits.none(self.flag, self.basis, int(frame.n))
-        _, first = np.unique(reg["document"].to_numpy(zero_copy_only=False).astype(str), return_index=True)
-        reg = reg.take(pa.array(np.sort(first)))  # one row per document
+        first = pc.index_in(pc.unique(reg["document"]), value_set=reg["document"])
+        reg = reg.take(pc.sort_indices(first))  # one row per document: its first
         where = pc.fill_null(pc.index_in(supplier, value_set=reg["document"]), -1).to_numpy(zero_copy_only=False)
         found = company & (where >= 0)
         idx = np.where(found, where, 0)

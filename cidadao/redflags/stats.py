@@ -18,8 +18,9 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from cidadao.redflags.frame import F64, I64, Frame, codes_of
+from cidadao.redflags.frame import F64, I64, Frame, encode
 
 __all__ = [
     "LOG_BIN",
@@ -108,7 +109,7 @@ class AgencyPartial:
     december: F64
     digits: I64  # (partitions, 9): first digits 1..9 of initial values >= 1
     sup_partition: I64
-    sup_key: list[str]
+    sup_key: pa.Array  # string
     sup_spend: F64
 
 
@@ -130,18 +131,17 @@ def agency_partial(frame: Frame) -> AgencyPartial:
     first = (ini[ok] / 10.0 ** np.floor(np.log10(ini[ok]))).astype(np.int64)
     digits = np.zeros((p, 9), np.int64)
     np.add.at(digits, (part[ok], np.clip(first, 1, 9) - 1), 1)
-    supplier = frame.column("supplier")
-    missing = supplier.is_null().to_numpy(zero_copy_only=False)
-    contract_ids = frame.column("contract_id")
-    keys = pa.array(
-        np.where(missing, np.char.add("~", np.asarray(contract_ids.to_numpy(zero_copy_only=False), str)),
-                 np.asarray(supplier.fill_null("").to_numpy(zero_copy_only=False), str))
-    ) if missing.any() else supplier  # fmt: skip
-    sup, sup_names = codes_of(keys)
-    pair = part[has].astype(np.int64) * (len(sup_names) + 1) + sup[has]
+    # suppliers by code; a contract without a supplier document is a supplier of its own ("~contract id")
+    sup, names = encode(frame.column("supplier"))
+    missing = np.flatnonzero(sup < 0)
+    if missing.size:
+        sup[missing] = len(names) + np.arange(missing.size)
+        ids = frame.column("contract_id").take(pa.array(missing))
+        names = pa.concat_arrays([names, pc.binary_join_element_wise("~", ids, "")])
+    width = len(names) + 1
+    pair = part[has].astype(np.int64) * width + sup[has]
     pairs, inv = np.unique(pair, return_inverse=True)
     sup_spend = np.bincount(inv, weights=spend[has], minlength=pairs.size)
-    names = np.asarray(sup_names, dtype=object)
     return AgencyPartial(
         orgao=[frame.orgao_names[int(g) // span] for g in parts.tolist()],
         year=parts % span + year0,
@@ -149,8 +149,8 @@ def agency_partial(frame: Frame) -> AgencyPartial:
         spend=np.bincount(part, weights=spend, minlength=p),
         december=np.bincount(part, weights=spend * (frame.month == 11), minlength=p),
         digits=digits,
-        sup_partition=pairs // (len(sup_names) + 1),
-        sup_key=names[pairs % (len(sup_names) + 1)].tolist(),
+        sup_partition=pairs // width,
+        sup_key=names.take(pa.array(pairs % width)),
         sup_spend=sup_spend,
     )
 
@@ -192,15 +192,15 @@ def merge_agencies(partials: list[AgencyPartial]) -> AgencyTotals:
     offsets = np.cumsum([0] + [len(p.orgao) for p in partials])[:-1]
     sup_part = rank[np.concatenate([p.sup_partition + off for p, off in zip(partials, offsets, strict=True)])]
     sup_order = np.argsort(sup_part, kind="stable")
-    keys = pa.array([k for p in partials for k in p.sup_key], pa.string()).take(pa.array(sup_order))
+    keys = pa.concat_arrays([p.sup_key for p in partials]).take(pa.array(sup_order))
     sup_val = np.concatenate([p.sup_spend for p in partials])[sup_order]
     sup_org = org_o[sup_part[sup_order]]
     top_supplier, top_spend, n_sup = [""] * m, np.zeros(m), np.zeros(m, np.int64)
     hhi: F64 = np.zeros(m)
     if len(keys):
-        codes, first_seen = codes_of(keys)
-        by_name = np.argsort(np.array(first_seen, dtype=object))  # codes in key order: ties break the same way
-        names = [first_seen[i] for i in by_name.tolist()]
+        codes, first_seen = encode(keys)
+        by_name = pc.sort_indices(first_seen).to_numpy()  # codes in key order: ties break the same way
+        names = first_seen.take(pa.array(by_name))
         recode = np.empty(by_name.size, np.int64)
         recode[by_name] = np.arange(by_name.size)
         codes = recode[codes]
@@ -213,7 +213,7 @@ def merge_agencies(partials: list[AgencyPartial]) -> AgencyTotals:
         best = np.lexsort((pairs, -total, p_org))  # per organ: biggest spend first, ties by supplier
         firsts = best[np.r_[True, p_org[best][1:] != p_org[best][:-1]]]
         for j in firsts.tolist():
-            top_supplier[int(p_org[j])] = str(names[int(pairs[j] % len(names))])
+            top_supplier[int(p_org[j])] = str(names[int(pairs[j] % len(names))].as_py())
             top_spend[int(p_org[j])] = total[j]
     return AgencyTotals(
         organs, contracts.astype(np.int64), spend, december, digits, top_supplier, top_spend, hhi, n_sup
