@@ -13,8 +13,8 @@ work is scheduled:
     soon as stage *k* finished it, with at most ``queue_size`` items in flight per stage (a bounded queue).
     Intermediate results stay in the object store.
 ``round_robin``
-    ``max_workers`` long-lived actors, item *i* to actor *i mod n*; a dead actor is restarted and its
-    items retried.
+    ``max_workers`` long-lived actors (named, kept for the Ray job and reused by later calls), item *i* to
+    actor *i mod n*; a dead actor is restarted and its items retried.
 
 ``shared`` values are put into the object store once (an ``ObjectRef`` is used as given) and reach every
 task as resolved arguments, zero-copy for Arrow and numpy. At most ``max_in_flight`` tasks run at a time
@@ -56,13 +56,16 @@ def _stage(fn: Callable[..., Any], keys: tuple[str, ...], item: Any, *values: An
 
 @ray.remote
 class _Worker:
-    """A round-robin worker: a long-lived process that applies ``fn`` to each item it is sent."""
+    """A round-robin worker: a long-lived process that applies the function it is sent to each item."""
 
-    def __init__(self, fn: Callable[..., Any], keys: tuple[str, ...]) -> None:
-        self._fn, self._keys = fn, keys
+    def run(self, fn: Callable[..., Any], keys: tuple[str, ...], item: Any, *values: Any) -> Any:
+        return fn(item, **dict(zip(keys, values, strict=True)))
 
-    def run(self, item: Any, *values: Any) -> Any:
-        return self._fn(item, **dict(zip(self._keys, values, strict=True)))
+
+def _round_robin_workers(n: int, retries: int) -> list[Any]:
+    """``n`` named worker actors of this Ray job, created on first use and reused by later calls."""
+    options = {"max_restarts": retries, "max_task_retries": retries, "get_if_exists": True, "num_cpus": 1}
+    return [_Worker.options(name=f"cidadao-round-robin-{i}", **options).remote() for i in range(n)]  # type: ignore[attr-defined]
 
 
 def _error(exc: BaseException) -> str:
@@ -151,18 +154,9 @@ def process_parallel(
         for i, item in enumerate(items):
             gather.submit(_stage.options(**options).remote(stages[0], keys, item, *values), [i])
     elif strategy == "round_robin":
-        actor_options = {"max_restarts": retries, "max_task_retries": retries}
-        actors = [
-            _Worker.options(**actor_options).remote(stages[0], keys)  # type: ignore[attr-defined]
-            for _ in range(workers)
-        ]
-        try:
-            for i, item in enumerate(items):
-                gather.submit(actors[i % workers].run.remote(item, *values), [i])
-            gather.drain()
-        finally:
-            for actor in actors:
-                ray.kill(actor)
+        actors = _round_robin_workers(workers, retries)
+        for i, item in enumerate(items):
+            gather.submit(actors[i % workers].run.remote(stages[0], keys, item, *values), [i])
     else:
         _run_pipeline(items, stages, keys, values, gather, queue_size or workers, options)
     gather.drain()

@@ -71,7 +71,7 @@ def run_sweep(
     rows = chunk_rows or max(MIN_CHUNK_ROWS, math.ceil(ordered.num_rows / (4 * workers)))
     chunks = chunk_table(ordered, rows)
     refs = [ray.put(c) for c in chunks]  # once each: both passes read them zero-copy
-    side_ref = ray.put(side)
+    side_ref = ray.put(side.prepared())  # indexes built once, here
     try:
         first = process_parallel(refs, pass_one, strategy, workers, 1, shared={"side": side_ref})
         thresholds = merge_pass_one(first, peers)

@@ -9,11 +9,13 @@ contracts or agencies it could not judge (``insufficient_data``) instead of gues
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from cidadao.redflags.frame import F64, I64, Frame
 
@@ -25,7 +27,10 @@ __all__ = [
     "ContractRule",
     "Hits",
     "Level",
+    "RegistryIndex",
+    "SanctionIndex",
     "SideData",
+    "document_keys",
     "severity_by_score",
 ]
 
@@ -88,6 +93,72 @@ class SideData:
 
     sanctions: pa.Table = field(default_factory=SANCTIONS_SCHEMA.empty_table)
     registry: pa.Table = field(default_factory=REGISTRY_SCHEMA.empty_table)
+
+    @cached_property
+    def barring(self) -> SanctionIndex:
+        """Sanctions that bar contracting, sorted by document key then start (built once, then shipped)."""
+        t = self.sanctions.filter(pc.fill_null(self.sanctions["bars_contracting"], True))
+        keys = document_keys(t["document"])
+        t = t.filter(pa.array(keys >= 0))
+        keys = keys[keys >= 0]
+        start = _days(t["starts_on"], -_FOREVER)
+        order = np.lexsort((start, keys))
+        t, keys, start = t.take(pa.array(order)), keys[order], start[order]
+        unique, first = np.unique(keys, return_index=True)
+        return SanctionIndex(t, unique, first, np.diff(np.r_[first, keys.size]), start, _days(t["ends_on"], _FOREVER))
+
+    @cached_property
+    def companies(self) -> RegistryIndex:
+        """The registry's companies by document key (the first row of a document wins), sorted."""
+        keys = document_keys(self.registry["document"])
+        ok = np.flatnonzero(keys >= 0)
+        unique, first = np.unique(keys[ok], return_index=True)
+        rows = pa.array(ok[first])
+        t = self.registry.take(rows)
+        status = t["registry_status"].to_numpy(zero_copy_only=False).astype(object)
+        return RegistryIndex(t, unique, _days(t["opening_date"], -_FOREVER), status)
+
+    def prepared(self) -> SideData:
+        """Build the indexes now (before the object is shipped to workers, so they are built once)."""
+        _ = self.barring, self.companies
+        return self
+
+
+_FOREVER: Final = 1 << 40
+
+
+def _days(column: pa.ChunkedArray | pa.Array, fill: int) -> I64:
+    out: I64 = pc.fill_null(column.cast(pa.int32()).cast(pa.int64()), fill).to_numpy(zero_copy_only=False)
+    return out
+
+
+def document_keys(column: pa.ChunkedArray | pa.Array) -> I64:
+    """CNPJ/CPF digit strings as int64 keys (a CNPJ offset by 10^15 so it never meets a CPF); -1 if absent."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    valid = pc.fill_null(pc.match_substring_regex(array, r"^([0-9]{14}|[0-9]{11})$"), False)
+    digits = pc.if_else(valid, array, pa.scalar(None, pa.string()))
+    number = pc.fill_null(pc.cast(digits, pa.int64()), -1).to_numpy(zero_copy_only=False)
+    company = pc.fill_null(pc.equal(pc.utf8_length(digits), 14), False).to_numpy(zero_copy_only=False)
+    out: I64 = np.where(number >= 0, number + company * 10**15, -1)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class SanctionIndex:
+    table: pa.Table  # barring sanctions sorted by (document key, start)
+    keys: I64  # distinct document keys, sorted
+    first: I64  # their first row in ``table``
+    count: I64
+    start: I64  # per row, days since 1970 (open start: far past)
+    end: I64  # per row (open end: far future)
+
+
+@dataclass(frozen=True, eq=False)
+class RegistryIndex:
+    table: pa.Table  # one row per company, sorted by key
+    keys: I64
+    opening: I64  # days since 1970 (unknown: far past)
+    status: npt.NDArray[Any]  # object: the registry status or None
 
 
 class ContractRule(Protocol):

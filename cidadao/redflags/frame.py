@@ -7,7 +7,7 @@ once; values are float64 with NaN for missing; dates are days since 1970-01-01.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final
 
 import numpy as np
@@ -66,46 +66,87 @@ def _floats(column: pa.ChunkedArray) -> F64:
     return out
 
 
-@dataclass(frozen=True, eq=False)
 class Frame:
-    """Contracts decoded for the rules; ``table`` keeps the Arrow columns for ids and output."""
+    """Contracts decoded for the rules, each column decoded on first use (a rule pays only for what it reads)."""
 
-    table: pa.Table
-    n: int
-    day: I64
-    year: I64
-    month: I64
-    initial: F64
-    final: F64
-    orgao: I64
-    orgao_names: list[str]
-    ug: I64
-    cls: I64
-    cls_names: list[str]
-    cls_item: I64  # art. 75 item (1 or 2) per class code
-    cls_renovation: npt.NDArray[np.bool_]
-    dispensa: npt.NDArray[np.bool_]
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table.select(ANALYSIS_SCHEMA.names).cast(ANALYSIS_SCHEMA)
+        if self.table["signed_on"].null_count:
+            raise ValueError("signed_on must be present on every contract")
+        self.n: int = self.table.num_rows
 
     @classmethod
     def from_table(cls, table: pa.Table) -> Frame:
-        table = table.select(ANALYSIS_SCHEMA.names).cast(ANALYSIS_SCHEMA)
-        if table["signed_on"].null_count:
-            raise ValueError("signed_on must be present on every contract")
-        day = table["signed_on"].combine_chunks().cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
-        year, month = days_to_years_months(day)
-        orgao, orgao_names = codes_of(table["orgao"])
-        ug, _ = codes_of(table["ug"])
-        klass, cls_names = codes_of(table["object_class"])
-        modal = table["modalidade"].combine_chunks()
-        dispensa = pc.fill_null(pc.equal(modal, "dispensa"), False).to_numpy(zero_copy_only=False)
-        return cls(
-            table=table, n=table.num_rows, day=day, year=year, month=month,
-            initial=_floats(table["initial_value"]), final=_floats(table["final_value"]),
-            orgao=orgao, orgao_names=orgao_names, ug=ug, cls=klass, cls_names=cls_names,
-            cls_item=np.array([art75_item(c) for c in cls_names], dtype=np.int64),
-            cls_renovation=np.array([is_renovation(c) for c in cls_names], dtype=bool),
-            dispensa=dispensa,
-        )  # fmt: skip
+        return cls(table)
+
+    @cached_property
+    def day(self) -> I64:
+        """Signing day, days since 1970-01-01."""
+        out: I64 = self.column("signed_on").cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+        return out
+
+    @cached_property
+    def _year_month(self) -> tuple[I64, I64]:
+        return days_to_years_months(self.day)
+
+    @property
+    def year(self) -> I64:
+        return self._year_month[0]
+
+    @property
+    def month(self) -> I64:
+        return self._year_month[1]
+
+    @cached_property
+    def initial(self) -> F64:
+        return _floats(self.table["initial_value"])
+
+    @cached_property
+    def final(self) -> F64:
+        return _floats(self.table["final_value"])
+
+    @cached_property
+    def _orgao(self) -> tuple[I64, list[str]]:
+        return codes_of(self.table["orgao"])
+
+    @property
+    def orgao(self) -> I64:
+        return self._orgao[0]
+
+    @property
+    def orgao_names(self) -> list[str]:
+        return self._orgao[1]
+
+    @cached_property
+    def ug(self) -> I64:
+        return codes_of(self.table["ug"])[0]
+
+    @cached_property
+    def _cls(self) -> tuple[I64, list[str]]:
+        return codes_of(self.table["object_class"])
+
+    @property
+    def cls(self) -> I64:
+        return self._cls[0]
+
+    @property
+    def cls_names(self) -> list[str]:
+        return self._cls[1]
+
+    @cached_property
+    def cls_item(self) -> I64:
+        """Art. 75 item (1 or 2) per class code."""
+        return np.array([art75_item(c) for c in self.cls_names], dtype=np.int64)
+
+    @cached_property
+    def cls_renovation(self) -> npt.NDArray[np.bool_]:
+        return np.array([is_renovation(c) for c in self.cls_names], dtype=bool)
+
+    @cached_property
+    def dispensa(self) -> npt.NDArray[np.bool_]:
+        modal = self.column("modalidade")
+        out: npt.NDArray[np.bool_] = pc.fill_null(pc.equal(modal, "dispensa"), False).to_numpy(zero_copy_only=False)
+        return out
 
     def value(self) -> F64:
         """The contract's price at signing: the initial value, else the final one."""

@@ -11,9 +11,8 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from cidadao.redflags.base import Hits, SideData
+from cidadao.redflags.base import Hits, SideData, document_keys
 from cidadao.redflags.frame import Frame
 
 __all__ = ["NewSupplierRule"]
@@ -31,32 +30,31 @@ class NewSupplierRule:
 
     def evaluate(self, frame: Frame, side: SideData, stats: object = None) -> Hits:
         supplier = frame.column("supplier")
-        company = pc.fill_null(pc.equal(pc.utf8_length(supplier), 14), False).to_numpy(zero_copy_only=False)
-        reg = side.registry.filter(pc.is_valid(side.registry["document"]))
-        if reg.num_rows == 0:
-            return Hits.none(self.flag, self.basis, int(frame.n))
-        first = pc.index_in(pc.unique(reg["document"]), value_set=reg["document"])
-        reg = reg.take(pc.sort_indices(first))  # one row per document: its first
-        where = pc.fill_null(pc.index_in(supplier, value_set=reg["document"]), -1).to_numpy(zero_copy_only=False)
-        found = company & (where >= 0)
-        idx = np.where(found, where, 0)
-        opening = pc.fill_null(reg["opening_date"].cast(pa.int32()).cast(pa.int64()), -(1 << 40)).to_numpy()
-        status = reg["registry_status"].to_numpy(zero_copy_only=False).astype(object)
-        age = frame.day - opening[idx]
-        has_date = opening[idx] > -(1 << 40)
-        st = status[idx]
-        inactive = found & (st != "ATIVA") & (st != None)  # noqa: E711 (element-wise)
-        young = found & has_date & (age < self.min_age_days)
-        judged = found & (has_date | (st != None))  # noqa: E711
+        keys = document_keys(supplier)
+        reg = side.companies
+        if reg.keys.size == 0 or frame.n == 0:
+            return Hits.none(self.flag, self.basis, frame.n)
+        pos = np.clip(np.searchsorted(reg.keys, keys), 0, reg.keys.size - 1)
+        found = (keys >= 10**15) & (reg.keys[pos] == keys)  # companies (CNPJ keys) in the registry
+        idx = np.where(found, pos, 0)
+        opening, status = reg.opening[idx], reg.status[idx]
+        has_date = found & (opening > -(1 << 39))
+        age = frame.day - opening
+        known_status = found & (status != None)  # noqa: E711 (element-wise)
+        inactive = known_status & (status != "ATIVA")
+        young = has_date & (age < self.min_age_days)
+        judged = has_date | known_status
         rows = np.flatnonzero(young | inactive)
         score = np.where(inactive[rows], 1.0, np.clip(1.0 - age[rows] / self.min_age_days, 0.0, 1.0))
         severity = np.where(inactive[rows] | (age[rows] < 0), 2, np.where(age[rows] < 180, 1, 0)).astype(np.int8)
-        opened = reg["opening_date"].take(pa.array(idx[rows])).cast(pa.string()).to_numpy(zero_copy_only=False)
+        opened = reg.table["opening_date"].take(pa.array(idx[rows])).cast(pa.string())
         return Hits(
             self.flag, rows, severity, np.round(score, 4),
             {
-                "supplier": supplier.take(pa.array(rows)).to_numpy(zero_copy_only=False), "opened_on": opened,
-                "days_before_signing": np.where(has_date[rows], age[rows], None), "registry_status": st[rows],
+                "supplier": supplier.take(pa.array(rows)).to_numpy(zero_copy_only=False),
+                "opened_on": opened.to_numpy(zero_copy_only=False),
+                "days_before_signing": [int(a) if d else None for a, d in zip(age[rows], has_date[rows], strict=True)],
+                "registry_status": status[rows],
             },
             self.basis, int(frame.n - judged.sum()),
         )  # fmt: skip

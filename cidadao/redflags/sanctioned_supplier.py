@@ -11,18 +11,11 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from cidadao.redflags.base import Hits, SideData
+from cidadao.redflags.base import Hits, SideData, document_keys
 from cidadao.redflags.frame import Frame
 
 __all__ = ["SanctionedSupplierRule"]
-
-_OPEN: Final = np.iinfo(np.int64).max
-
-
-def _days(column: pa.ChunkedArray, fill: int) -> np.ndarray:
-    return pc.fill_null(column.cast(pa.int32()).cast(pa.int64()), fill).to_numpy()  # type: ignore[no-any-return]
 
 
 class SanctionedSupplierRule:
@@ -33,37 +26,32 @@ class SanctionedSupplierRule:
 
     def evaluate(self, frame: Frame, side: SideData, stats: object = None) -> Hits:
         supplier = frame.column("supplier")
-        unknown = int(supplier.null_count)
-        barring = side.sanctions.filter(pc.fill_null(side.sanctions["bars_contracting"], True))
-        barring = barring.filter(pc.is_valid(barring["document"]))
-        if barring.num_rows == 0 or frame.n == 0:
+        keys = document_keys(supplier)
+        unknown = int((keys < 0).sum())
+        idx = side.barring
+        if idx.keys.size == 0 or frame.n == 0:
             return Hits.none(self.flag, self.basis, unknown)
-        barring = barring.sort_by([("document", "ascending"), ("starts_on", "ascending")])
-        docs, first = np.unique(barring["document"].to_numpy(zero_copy_only=False).astype(str), return_index=True)
-        count = np.diff(np.r_[first, barring.num_rows])
-        where = pc.fill_null(pc.index_in(supplier, value_set=pa.array(docs)), -1).to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(where >= 0)
+        pos = np.clip(np.searchsorted(idx.keys, keys), 0, idx.keys.size - 1)
+        rows = np.flatnonzero((keys >= 0) & (idx.keys[pos] == keys))
         if rows.size == 0:
             return Hits.none(self.flag, self.basis, unknown)
-        # every (contract, sanction of its supplier) pair, vectorised
-        k = count[where[rows]]
+        # every (contract, barring sanction of its supplier) pair, vectorised
+        k = idx.count[pos[rows]]
         pair_row = np.repeat(rows, k)
-        pair_s = np.repeat(first[where[rows]], k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
-        start, end = _days(barring["starts_on"], -_OPEN), _days(barring["ends_on"], _OPEN)
+        pair_s = np.repeat(idx.first[pos[rows]], k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
         day = frame.day[pair_row]
-        active = (start[pair_s] <= day) & (day <= end[pair_s])
-        pair_row, pair_s = pair_row[active], pair_s[active]
-        hit, pick = np.unique(pair_row, return_index=True)  # first sanction in force (earliest start)
-        s = pair_s[pick]
-        kinds = barring["sanction_type"].take(pa.array(s)).to_numpy(zero_copy_only=False)
-        registry = barring["registry"].take(pa.array(s)).to_numpy(zero_copy_only=False)
-        ends = barring["ends_on"].take(pa.array(s)).cast(pa.string()).to_numpy(zero_copy_only=False)
-        starts = barring["starts_on"].take(pa.array(s)).cast(pa.string()).to_numpy(zero_copy_only=False)
+        active = (idx.start[pair_s] <= day) & (day <= idx.end[pair_s])
+        hit, pick = np.unique(pair_row[active], return_index=True)  # the first in force (earliest start)
+        s = pa.array(pair_s[active][pick])
+        t = idx.table
         return Hits(
             self.flag, hit, np.full(hit.size, 2, np.int8), np.ones(hit.size),
             {
-                "supplier": supplier.take(pa.array(hit)).to_numpy(zero_copy_only=False), "registry": registry,
-                "sanction_type": kinds, "sanction_start": starts, "sanction_end": ends,
+                "supplier": supplier.take(pa.array(hit)).to_numpy(zero_copy_only=False),
+                "registry": t["registry"].take(s).to_numpy(zero_copy_only=False),
+                "sanction_type": t["sanction_type"].take(s).to_numpy(zero_copy_only=False),
+                "sanction_start": t["starts_on"].take(s).cast(pa.string()).to_numpy(zero_copy_only=False),
+                "sanction_end": t["ends_on"].take(s).cast(pa.string()).to_numpy(zero_copy_only=False),
                 "signed_on": frame.column("signed_on").take(pa.array(hit)).cast(pa.string()).to_numpy(
                     zero_copy_only=False),
             },

@@ -1,11 +1,12 @@
-"""One sweep of every rule over a table of contracts, in two passes over chunks of whole partitions.
+"""One sweep of every rule over a table of contracts, in two passes over chunks of whole organs.
 
-Pass 1 (per chunk): the rules that need only their own partition (splitting, amendments, sanctions, new
-suppliers, signature days) and the chunk's sufficient statistics. The driver merges the statistics: price
-thresholds per object class, totals per agency, and runs the agency rules. Pass 2 (per chunk): the rules that
-need the merged statistics (price outliers). The functions here are pure and Ray-free; ``pipelines`` runs
-them on Ray, :func:`sweep_table` runs them in this process. Both give the same answer, to the bit: a chunk
-holds whole partitions, and statistics merge in a fixed order.
+A partition is an organ × fiscal year; a chunk holds every partition of its organs. Pass 1 (per chunk): the
+rules that need only their own partition (splitting, amendments, sanctions, new suppliers, signature days);
+the agency rules, over per-partition statistics merged across the organ's years; and the chunk's price
+histogram. The driver merges the histograms into price thresholds per object class (peers span organs).
+Pass 2 (per chunk): the rules that need those thresholds (price outliers). The functions here are pure and
+Ray-free; ``pipelines`` runs them on Ray, :func:`sweep_table` runs them in this process. Both give the same
+answer, to the bit: chunks hold whole organs, and statistics merge in a fixed order.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cidadao.redflags.base import SEVERITIES, Hits, SideData
-from cidadao.redflags.frame import ANALYSIS_SCHEMA, Frame
+from cidadao.redflags.frame import ANALYSIS_SCHEMA, I64, Frame
 from cidadao.redflags.registry import AGENCY_RULES, CONTRACT_RULES, FLAGS
 from cidadao.redflags.stats import (
     AgencyPartial,
@@ -80,7 +81,8 @@ class PassOne:
     flags: list[ContractFlag]
     insufficient: dict[str, int]
     prices: PricePartial
-    agencies: AgencyPartial
+    agency_flags: list[AgencyFlag]
+    organs: list[str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,8 +136,23 @@ def _contract_flags(frame: Frame, hits: Hits) -> list[ContractFlag]:
     ]  # fmt: skip
 
 
+def _agency_flags(partials: list[AgencyPartial], insufficient: dict[str, int]) -> tuple[list[AgencyFlag], list[str]]:
+    totals = merge_agencies(partials)
+    out: list[AgencyFlag] = []
+    for rule in AGENCY_RULES:
+        hits = rule.evaluate(totals)
+        insufficient[rule.flag] = hits.insufficient
+        organs = [totals.orgao[i] for i in hits.rows.tolist()]
+        severity = [SEVERITIES[s] for s in hits.severity.tolist()]
+        out.extend(
+            AgencyFlag(o, hits.flag, sev, score, ev, hits.basis)
+            for o, sev, score, ev in zip(organs, severity, hits.score.tolist(), _evidence_rows(hits), strict=True)
+        )
+    return out, totals.orgao
+
+
 def pass_one(table: pa.Table, side: SideData) -> PassOne:
-    """The partition-local rules and the chunk's sufficient statistics."""
+    """The partition-local rules, the agency rules and the chunk's price histogram (whole organs only)."""
     frame = Frame.from_table(table)
     flags: list[ContractFlag] = []
     insufficient: dict[str, int] = {}
@@ -144,7 +161,8 @@ def pass_one(table: pa.Table, side: SideData) -> PassOne:
             hits = rule.evaluate(frame, side, None)
             flags.extend(_contract_flags(frame, hits))
             insufficient[rule.flag] = hits.insufficient
-    return PassOne(frame.n, flags, insufficient, price_partial(frame), agency_partial(frame))
+    agency, organs = _agency_flags([agency_partial(frame)], insufficient)
+    return PassOne(frame.n, flags, insufficient, price_partial(frame), agency, organs)
 
 
 def pass_two(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> PassTwo:
@@ -165,52 +183,58 @@ def merge_pass_one(results: Sequence[PassOne], peers: Iterable[PricePartial] = (
 
 
 def finish(first: Sequence[PassOne], second: Sequence[PassTwo]) -> SweepResult:
-    """Agency rules over merged totals, and every flag in a stable order."""
-    totals = merge_agencies([r.agencies for r in first])
-    agency: list[AgencyFlag] = []
+    """Every flag in a stable order; refuses chunks that split an organ (its agency rules would be wrong)."""
+    seen: set[str] = set()
+    for one in first:
+        if seen.intersection(one.organs):
+            raise ValueError(f"organs {sorted(seen.intersection(one.organs))[:5]} span chunks: cut between organs")
+        seen.update(one.organs)
     insufficient = dict.fromkeys(FLAGS, 0)
-    for rule in AGENCY_RULES:
-        hits = rule.evaluate(totals)
-        insufficient[rule.flag] += hits.insufficient
-        organs = [totals.orgao[i] for i in hits.rows.tolist()]
-        severity = [SEVERITIES[s] for s in hits.severity.tolist()]
-        agency.extend(
-            AgencyFlag(o, hits.flag, sev, score, ev, hits.basis)
-            for o, sev, score, ev in zip(organs, severity, hits.score.tolist(), _evidence_rows(hits), strict=True)
-        )
     flags: list[ContractFlag] = []
+    agency: list[AgencyFlag] = []
     parts: list[PassOne | PassTwo] = [*first, *second]
     for part in parts:
         flags.extend(part.flags)
         for k, v in part.insufficient.items():
             insufficient[k] += v
+    for one in first:
+        agency.extend(one.agency_flags)
     flags.sort(key=lambda f: (f.contract_id, f.flag, f.db_id))
     agency.sort(key=lambda f: (f.orgao, f.flag))
     return SweepResult(sum(r.rows for r in first), flags, agency, insufficient)
 
 
+def _organ_starts(table: pa.Table) -> I64:
+    """Row positions where the organ changes (the table sorted by organ)."""
+    if table.num_rows < 2:
+        return np.zeros(0, np.int64)
+    orgao = table["orgao"].combine_chunks()
+    change = pc.not_equal(orgao.slice(1), orgao.slice(0, len(orgao) - 1))
+    out: I64 = np.flatnonzero(change.to_numpy(zero_copy_only=False)) + 1
+    return out
+
+
 def sort_partitions(table: pa.Table) -> pa.Table:
-    """Contracts in (organ, fiscal year) order, stable: every partition contiguous."""
+    """The contracts with each organ's rows contiguous (so every organ × year partition is whole in a chunk).
+
+    A table already grouped by organ, as Postgres and the generator deliver it, is returned as is; otherwise
+    a stable sort by organ code, which keeps the input order inside each organ.
+    """
     table = table.select(ANALYSIS_SCHEMA.names).cast(ANALYSIS_SCHEMA)
     if table.num_rows < 2:
         return table
-    orgao = table["orgao"].combine_chunks()
-    year = pc.year(table["signed_on"]).to_numpy(zero_copy_only=False).astype(np.int64)
-    rank = pc.rank(orgao, sort_keys="ascending", tiebreaker="dense").to_numpy().astype(np.int64)
-    key = rank * 10_000 + year
-    if bool(np.all(key[1:] >= key[:-1])):
-        return table  # already in partition order (Postgres and the generator deliver it so)
-    return table.take(pa.array(np.argsort(key, kind="stable")))
+    runs = _organ_starts(table).size + 1
+    if runs == pc.count_distinct(table["orgao"]).as_py():
+        return table
+    return table.take(pc.sort_indices(table["orgao"]))
 
 
 def chunk_table(table: pa.Table, target_rows: int) -> list[pa.Table]:
-    """Zero-copy slices of a partition-sorted table, about ``target_rows`` each, cut only between partitions."""
+    """Zero-copy slices of a partition-sorted table, about ``target_rows`` each, cut only between organs."""
     n = table.num_rows
     if n <= target_rows:
         return [table]
-    orgao = pc.dictionary_encode(table["orgao"].combine_chunks()).indices.to_numpy().astype(np.int64)
-    year = pc.year(table["signed_on"]).to_numpy(zero_copy_only=False).astype(np.int64)
-    change = np.flatnonzero((orgao[1:] != orgao[:-1]) | (year[1:] != year[:-1])) + 1  # partition starts
+    change = _organ_starts(table)
     wanted = np.arange(target_rows, n, target_rows)
     cuts: Any = np.unique(change[np.minimum(np.searchsorted(change, wanted), change.size - 1)]) if change.size else []
     bounds = [0, *[int(c) for c in cuts if 0 < c < n], n]

@@ -22,17 +22,24 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> tuple[pa.Table, SideD
     return contracts_from_files([files["contracts"]]), side_from_files([files["ceis"]], [files["suppliers"]])
 
 
-def test_chunks_cut_only_between_partitions(synthetic: tuple[pa.Table, SideData]) -> None:
-    import pyarrow.compute as pc
-
+def test_chunks_cut_only_between_organs(synthetic: tuple[pa.Table, SideData]) -> None:
     ordered = sort_partitions(synthetic[0])
     chunks = chunk_table(ordered, 700)
     assert sum(c.num_rows for c in chunks) == ordered.num_rows and len(chunks) > 3
-    seen: set[tuple[str, int]] = set()
+    seen: set[str] = set()
     for c in chunks:
-        keys = set(zip(c["orgao"].to_pylist(), pc.year(c["signed_on"]).to_pylist(), strict=True))
-        assert not keys & seen  # a partition never spans two chunks
-        seen |= keys
+        organs = set(c["orgao"].to_pylist())
+        assert not organs & seen  # an organ (every partition of it) never spans two chunks
+        seen |= organs
+
+
+def test_chunks_that_split_an_organ_are_refused(synthetic: tuple[pa.Table, SideData]) -> None:
+    table, side = synthetic
+    ordered = sort_partitions(table)
+    halves = [ordered.slice(0, 101), ordered.slice(101)]  # row 101 is inside an organ
+    assert halves[0]["orgao"][100] == halves[1]["orgao"][0]
+    with pytest.raises(ValueError, match="span chunks"):
+        finish([pass_one(h, side) for h in halves], [])
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
