@@ -328,6 +328,50 @@ def bench_ingest(
         _fail(str(exc))
 
 
+def _int_list(value: str, option: str) -> list[int]:
+    try:
+        out = [int(v.replace("_", "")) for v in value.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"{option} must be comma-separated whole numbers, not {value!r}")
+    if any(v < 1 for v in out):
+        _fail(f"{option}: every number must be at least 1")
+    return out
+
+
+@bench_app.command("pipeline")
+def bench_pipeline(
+    sizes: Annotated[str, typer.Option(help="Contracts per in-memory run.")] = "10000,100000,1000000,5000000",
+    postgres: Annotated[str, typer.Option(help="Contracts per from-Postgres run (empty: none).")] = (
+        "10000,100000,1000000"
+    ),
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/pipeline.json"),
+) -> None:
+    """Sweep every rule at several sizes: single process vs Ray's four strategies, in memory and from Postgres."""
+    from bench.pipeline import run_benchmark
+
+    settings = _settings()
+    pg = _int_list(postgres, "--postgres") if postgres.strip() else []
+    try:
+        run_benchmark(settings, _int_list(sizes, "--sizes"), pg, out, echo=typer.echo)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
+@bench_app.command("quality")
+def bench_quality(
+    seeds: Annotated[str, typer.Option(help="Generator seeds, one run each.")] = "1,2,3,4,5,6",
+    contracts: Annotated[int, typer.Option(min=1000, help="Contracts per seed.")] = 100_000,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/quality.json"),
+) -> None:
+    """Precision and recall of every flag against the planted labels of generated data."""
+    from bench.quality import run_benchmark
+
+    try:
+        run_benchmark(_settings(), _int_list(seeds, "--seeds"), contracts, out, echo=typer.echo)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     """Console-script entry point."""
     with contextlib.suppress(AttributeError):

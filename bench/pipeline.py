@@ -1,0 +1,273 @@
+"""``cidadao bench pipeline``: the full sweep of every rule, in memory and from Postgres, on Ray and not.
+
+For each size: synthetic contracts straight into Arrow (not timed), then, in this one process,
+
+- **single**: :func:`cidadao.redflags.sweep_table`, the same rules vectorised in one process (the baseline);
+- **ray/<strategy>**: :func:`pipelines.run_sweep` on the local Ray (started once, before any timing), forced
+  onto Ray at every size (``inline_below=0``) so its overhead is measured, plus the shipped behaviour
+  (**auto**: inline below ``INLINE_ROWS``);
+- **naive** (10,000 only): the rules as per-row Python over dicts;
+- **postgres**: the rows COPYed into a database made for the run (not timed), then the timed read of the
+  whole scope into Arrow (``cidadao.storage.analysis``) and the sweep of what was read.
+
+Peak memory is the largest sum of proportional set sizes (PSS: shared pages split between the processes
+that map them) over this process and its children (the Ray workers), sampled every 50 ms during the step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from cidadao.contracts.synthetic_tables import generate_tables
+from cidadao.redflags import SideData, sweep_table
+from cidadao.settings import Settings
+from cidadao.storage.analysis import Scope, load_contracts, load_side
+from cidadao.storage.database import prepare_stores
+from cidadao.storage.postgres import apply_migrations, connect
+from pipelines.strategies import Strategy
+
+__all__ = ["run_benchmark"]
+
+STRATEGIES: tuple[Strategy, ...] = ("map_reduce", "scatter_gather", "pipeline", "round_robin")
+TARGETS = {
+    "sweep_1m_seconds_max": 3.0,
+    "ray_vs_single_min_at_1m": 1.5,
+    "ray_vs_single_time_max_at_10k": 1.1,
+    "peak_pss_mib_max_at_5m": 2048,
+    "postgres_load_1m_seconds_max": 3.0,
+}
+
+
+def _pss_tree() -> int:
+    me = psutil.Process()
+    total = 0
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+@contextmanager
+def _peak_memory() -> Iterator[dict[str, float]]:
+    """Sample the process tree's PSS while the block runs; ``peak_mib`` when it ends."""
+    out = {"peak_mib": 0.0}
+    done = threading.Event()
+    peak = [_pss_tree()]
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _pss_tree())
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        done.set()
+        thread.join()
+        out["peak_mib"] = round(max(peak[0], _pss_tree()) / 2**20, 1)
+
+
+def _timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any, float]:
+    """Best wall time of ``repeat`` runs, the last result, and the peak PSS over all runs."""
+    best, result = float("inf"), None
+    with _peak_memory() as mem:
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            result = fn()
+            best = min(best, time.perf_counter() - t0)
+    return best, result, mem["peak_mib"]
+
+
+def _row(rows: int, seconds: float, peak: float, **extra: Any) -> dict[str, Any]:
+    return {"seconds": round(seconds, 4), "contracts_per_s": round(rows / seconds), "peak_pss_mib": peak, **extra}
+
+
+async def _populate(dsn: str, table: pa.Table, side: SideData) -> None:
+    """COPY the contracts (and sanctions, registry) into the run's database: setup, not timed."""
+    conn = await connect(dsn)
+    try:
+        await apply_migrations(conn)
+        await conn.execute("TRUNCATE flags, investigations, contracts, sanctions, suppliers RESTART IDENTITY")
+        n = table.num_rows
+        contracts = pa.table(
+            {
+                "source": pa.array(["portal"] * n), "source_id": table["contract_id"],
+                "orgao_codigo": table["orgao"], "ug_codigo": table["ug"], "object_class": table["object_class"],
+                "modalidade": table["modalidade"], "signed_on": table["signed_on"],
+                "initial_value": table["initial_value"], "final_value": table["final_value"],
+                "supplier_document": table["supplier"], "raw": pa.array(["{}"] * n),
+            }
+        )  # fmt: skip
+        await _copy(conn, "contracts", contracts)
+        s = side.sanctions
+        sanctions = pa.table(
+            {
+                "registry": s["registry"], "source_id": pa.array([str(i) for i in range(s.num_rows)]),
+                "document": s["document"], "sanction_type": s["sanction_type"],
+                "bars_contracting": s["bars_contracting"], "starts_on": s["starts_on"], "ends_on": s["ends_on"],
+                "raw": pa.array(["{}"] * s.num_rows),
+            }
+        )  # fmt: skip
+        await _copy(conn, "sanctions", sanctions)
+        r = side.registry.filter(pc.is_valid(side.registry["document"]))
+        suppliers = pa.table(
+            {"document": r["document"], "kind": pa.array(["PJ"] * r.num_rows), "opening_date": r["opening_date"],
+             "registry_status": r["registry_status"]}
+        )  # fmt: skip
+        await _copy(conn, "suppliers", suppliers)
+        await conn.execute("ANALYZE contracts")
+    finally:
+        await conn.close()
+
+
+async def _copy(conn: Any, name: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buffer.seek(0)
+    await conn.copy_to_table(name, source=buffer, columns=table.column_names, format="csv", null="")
+
+
+async def _load(dsn: str) -> tuple[pa.Table, SideData]:
+    conn = await connect(dsn)
+    try:
+        return await load_contracts(conn, Scope()), await load_side(conn)
+    finally:
+        await conn.close()
+
+
+async def _admin(dsn: str, sql: str) -> None:
+    conn = await connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def _with_database(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def _memory_run(n: int, echo: Callable[[str], None]) -> dict[str, Any]:
+    from bench.naive_rules import naive_sweep
+    from pipelines import INLINE_ROWS, run_sweep
+
+    table, sanctions, registry = generate_tables(n, 7)
+    side = SideData(sanctions, registry)
+    rows = table.num_rows
+    entry: dict[str, Any] = {"contracts": rows}
+    repeat = 3 if rows <= 200_000 else 1
+    seconds, single, peak = _timed(partial(sweep_table, table, side), repeat)
+    entry["single"] = _row(rows, seconds, peak, flags=single.counts())
+    base = entry["single"]["seconds"]
+    for strategy in STRATEGIES:
+        seconds, got, peak = _timed(partial(run_sweep, table, side, strategy=strategy, inline_below=0), repeat)
+        assert got.as_dict() == single.as_dict(), f"{strategy} differs from the single-process sweep"
+        entry[f"ray/{strategy}"] = _row(rows, seconds, peak, vs_single=round(base / seconds, 3))
+    seconds, _, peak = _timed(partial(run_sweep, table, side), repeat)
+    entry["auto"] = _row(rows, seconds, peak, ray=rows >= INLINE_ROWS, vs_single=round(base / seconds, 3))
+    if n <= 10_000:
+        data = (table.to_pylist(), sanctions.to_pylist(), registry.to_pylist())
+        seconds, naive, peak = _timed(partial(naive_sweep, *data), repeat)
+        agree = all(naive.get(k, 0) == v for k, v in single.counts().items())
+        entry["naive_python"] = _row(rows, seconds, peak, same_counts=agree, vs_single=round(base / seconds, 3))
+    best = min(STRATEGIES, key=lambda s: float(entry[f"ray/{s}"]["seconds"]))
+    ray = entry[f"ray/{best}"]
+    echo(f"  single {base:.3f} s; best Ray ({best}) {ray['seconds']:.3f} s = {ray['vs_single']:.2f}x single; "
+         f"peak PSS {ray['peak_pss_mib']:.0f} MiB")  # fmt: skip
+    return entry
+
+
+def _postgres_run(n: int, dsn: str, echo: Callable[[str], None]) -> dict[str, Any]:
+    from pipelines import run_sweep
+
+    table, sanctions, registry = generate_tables(n, 7)
+    asyncio.run(_populate(dsn, table, SideData(sanctions, registry)))
+    rows = table.num_rows
+    del table
+    seconds, (loaded, side), peak = _timed(lambda: asyncio.run(_load(dsn)), 1)
+    assert loaded.num_rows == rows
+    entry: dict[str, Any] = {"contracts": rows, "load_arrow": _row(rows, seconds, peak)}
+    t_single, single, peak = _timed(partial(sweep_table, loaded, side), 1)
+    entry["load_and_single"] = _row(rows, seconds + t_single, peak)
+    t_ray, got, peak = _timed(partial(run_sweep, loaded, side, strategy="scatter_gather"), 1)
+    assert got.as_dict() == single.as_dict()
+    entry["load_and_ray"] = _row(rows, seconds + t_ray, peak)
+    echo(f"  load {seconds:.3f} s; load + single {seconds + t_single:.3f} s; load + Ray {seconds + t_ray:.3f} s")
+    return entry
+
+
+def run_benchmark(
+    settings: Settings, sizes: list[int], postgres_sizes: list[int], out: Path, echo: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run the benchmark, print a table, write the JSON result to ``out`` and return it."""
+    from pipelines import ensure_ray
+
+    ensure_ray(settings.ray_address)
+    results: dict[str, Any] = {"benchmark": "pipeline", "cpus": os.cpu_count(), "memory": {}, "postgres": {}}
+    for n in sizes:
+        echo(f"{n:,} contracts in memory ...")
+        results["memory"][str(n)] = _memory_run(n, echo)
+    if postgres_sizes:
+        admin = asyncio.run(prepare_stores(settings)).endpoints.database_url
+        name = f"cidadao_bench_{uuid.uuid4().hex[:8]}"
+        dsn = _with_database(admin, name)
+        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
+        try:
+            for n in postgres_sizes:
+                echo(f"{n:,} contracts from Postgres ...")
+                results["postgres"][str(n)] = _postgres_run(n, dsn, echo)
+        finally:
+            asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    results["targets"] = TARGETS
+    results["checks"] = _checks(results)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    for check, verdict in results["checks"].items():
+        echo(f"{check}: {verdict}")
+    echo(f"result: {out}")
+    return results
+
+
+def _checks(results: dict[str, Any]) -> dict[str, Any]:
+    """Each target against what was measured (absent when that size was not run)."""
+    mem, pg, out = results["memory"], results["postgres"], {}
+    best = {n: min(e[f"ray/{s}"]["seconds"] for s in STRATEGIES) for n, e in mem.items()}
+    if "1000000" in mem:
+        e = mem["1000000"]
+        fastest = min(e["single"]["seconds"], best["1000000"])
+        out["sweep_1m_seconds"] = {"measured": fastest, "met": fastest <= TARGETS["sweep_1m_seconds_max"]}
+    for n in ("1000000", "5000000"):
+        if n in mem:
+            ratio = round(mem[n]["single"]["seconds"] / best[n], 3)
+            out[f"ray_vs_single_{n}"] = {"measured": ratio, "met": ratio >= TARGETS["ray_vs_single_min_at_1m"]}
+    if "10000" in mem:
+        ratio = round(mem["10000"]["auto"]["seconds"] / mem["10000"]["single"]["seconds"], 3)
+        out["auto_time_vs_single_10000"] = {"measured": ratio, "met": ratio <= TARGETS["ray_vs_single_time_max_at_10k"]}
+    if "5000000" in mem:
+        peak = max(v["peak_pss_mib"] for k, v in mem["5000000"].items() if isinstance(v, dict))
+        out["peak_pss_mib_5m"] = {"measured": peak, "met": peak < TARGETS["peak_pss_mib_max_at_5m"]}
+    if "1000000" in pg:
+        load = pg["1000000"]["load_arrow"]["seconds"]
+        out["postgres_load_1m_seconds"] = {"measured": load, "met": load <= TARGETS["postgres_load_1m_seconds_max"]}
+    return out
