@@ -10,8 +10,10 @@ For each size: synthetic contracts straight into Arrow (not timed), then, in thi
 - **postgres**: the rows COPYed into a database made for the run (not timed), then the timed read of the
   whole scope into Arrow (``cidadao.storage.analysis``) and the sweep of what was read.
 
-Peak memory is the largest sum of proportional set sizes (PSS: shared pages split between the processes
-that map them) over this process and its children (the Ray workers), sampled every 50 ms during the step.
+Each size runs in a fresh process with its own local Ray (started before any timing), so memory does not
+carry over between sizes. Peak memory is the largest sum of proportional set sizes (PSS: shared pages split
+between the processes that map them) over that process and its children (Ray's raylet, GCS and workers),
+sampled every 50 ms during the step; Ray's own idle PSS is reported beside it.
 """
 
 from __future__ import annotations
@@ -168,21 +170,30 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-def _memory_run(n: int, echo: Callable[[str], None]) -> dict[str, Any]:
-    from bench.naive_rules import naive_sweep
-    from pipelines import INLINE_ROWS, run_sweep
+def _same(a: Any, b: Any) -> bool:
+    return bool(
+        a.flag_table.equals(b.flag_table) and a.agency_flags == b.agency_flags and a.insufficient == b.insufficient
+    )
 
+
+def _memory_run(n: int, ray_address: str | None) -> dict[str, Any]:
+    """One size, in memory (runs in a fresh process: its memory and its Ray are its own)."""
+    from bench.naive_rules import naive_sweep
+    from pipelines import INLINE_ROWS, ensure_ray, run_sweep
+
+    ensure_ray(ray_address)
+    idle = round(_pss_tree() / 2**20, 1)
     table, sanctions, registry = generate_tables(n, 7)
     side = SideData(sanctions, registry)
     rows = table.num_rows
-    entry: dict[str, Any] = {"contracts": rows}
+    entry: dict[str, Any] = {"contracts": rows, "pss_mib_ray_idle": idle, "table_mib": round(table.nbytes / 2**20, 1)}
     repeat = 3 if rows <= 200_000 else 1
     seconds, single, peak = _timed(partial(sweep_table, table, side), repeat)
     entry["single"] = _row(rows, seconds, peak, flags=single.counts())
     base = entry["single"]["seconds"]
     for strategy in STRATEGIES:
         seconds, got, peak = _timed(partial(run_sweep, table, side, strategy=strategy, inline_below=0), repeat)
-        assert got.as_dict() == single.as_dict(), f"{strategy} differs from the single-process sweep"
+        assert _same(got, single), f"{strategy} differs from the single-process sweep"
         entry[f"ray/{strategy}"] = _row(rows, seconds, peak, vs_single=round(base / seconds, 3))
     seconds, _, peak = _timed(partial(run_sweep, table, side), repeat)
     entry["auto"] = _row(rows, seconds, peak, ray=rows >= INLINE_ROWS, vs_single=round(base / seconds, 3))
@@ -191,16 +202,14 @@ def _memory_run(n: int, echo: Callable[[str], None]) -> dict[str, Any]:
         seconds, naive, peak = _timed(partial(naive_sweep, *data), repeat)
         agree = all(naive.get(k, 0) == v for k, v in single.counts().items())
         entry["naive_python"] = _row(rows, seconds, peak, same_counts=agree, vs_single=round(base / seconds, 3))
-    best = min(STRATEGIES, key=lambda s: float(entry[f"ray/{s}"]["seconds"]))
-    ray = entry[f"ray/{best}"]
-    echo(f"  single {base:.3f} s; best Ray ({best}) {ray['seconds']:.3f} s = {ray['vs_single']:.2f}x single; "
-         f"peak PSS {ray['peak_pss_mib']:.0f} MiB")  # fmt: skip
     return entry
 
 
-def _postgres_run(n: int, dsn: str, echo: Callable[[str], None]) -> dict[str, Any]:
-    from pipelines import run_sweep
+def _postgres_run(n: int, dsn: str, ray_address: str | None) -> dict[str, Any]:
+    """One size, from Postgres (in a fresh process)."""
+    from pipelines import ensure_ray, run_sweep
 
+    ensure_ray(ray_address)
     table, sanctions, registry = generate_tables(n, 7)
     asyncio.run(_populate(dsn, table, SideData(sanctions, registry)))
     rows = table.num_rows
@@ -211,23 +220,33 @@ def _postgres_run(n: int, dsn: str, echo: Callable[[str], None]) -> dict[str, An
     t_single, single, peak = _timed(partial(sweep_table, loaded, side), 1)
     entry["load_and_single"] = _row(rows, seconds + t_single, peak)
     t_ray, got, peak = _timed(partial(run_sweep, loaded, side, strategy="scatter_gather"), 1)
-    assert got.as_dict() == single.as_dict()
+    assert _same(got, single)
     entry["load_and_ray"] = _row(rows, seconds + t_ray, peak)
-    echo(f"  load {seconds:.3f} s; load + single {seconds + t_single:.3f} s; load + Ray {seconds + t_ray:.3f} s")
     return entry
+
+
+def _isolated(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run ``fn(*args)`` in a fresh spawned process and return its result."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(fn, *args).result()
 
 
 def run_benchmark(
     settings: Settings, sizes: list[int], postgres_sizes: list[int], out: Path, echo: Callable[[str], None]
 ) -> dict[str, Any]:
     """Run the benchmark, print a table, write the JSON result to ``out`` and return it."""
-    from pipelines import ensure_ray
-
-    ensure_ray(settings.ray_address)
     results: dict[str, Any] = {"benchmark": "pipeline", "cpus": os.cpu_count(), "memory": {}, "postgres": {}}
     for n in sizes:
         echo(f"{n:,} contracts in memory ...")
-        results["memory"][str(n)] = _memory_run(n, echo)
+        entry = results["memory"][str(n)] = _isolated(_memory_run, n, settings.ray_address)
+        best = min(STRATEGIES, key=lambda s: float(entry[f"ray/{s}"]["seconds"]))
+        ray = entry[f"ray/{best}"]
+        echo(f"  single {entry['single']['seconds']:.3f} s, peak PSS {entry['single']['peak_pss_mib']:.0f} MiB; "
+             f"best Ray ({best}) {ray['seconds']:.3f} s = {ray['vs_single']:.2f}x single, peak PSS "
+             f"{ray['peak_pss_mib']:.0f} MiB (Ray idle {entry['pss_mib_ray_idle']:.0f} MiB)")  # fmt: skip
     if postgres_sizes:
         admin = asyncio.run(prepare_stores(settings)).endpoints.database_url
         name = f"cidadao_bench_{uuid.uuid4().hex[:8]}"
@@ -236,7 +255,9 @@ def run_benchmark(
         try:
             for n in postgres_sizes:
                 echo(f"{n:,} contracts from Postgres ...")
-                results["postgres"][str(n)] = _postgres_run(n, dsn, echo)
+                e = results["postgres"][str(n)] = _isolated(_postgres_run, n, dsn, settings.ray_address)
+                load, single, ray = (e[k]["seconds"] for k in ("load_arrow", "load_and_single", "load_and_ray"))
+                echo(f"  load {load:.3f} s; load + single {single:.3f} s; load + Ray {ray:.3f} s")
         finally:
             asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     results["targets"] = TARGETS

@@ -62,10 +62,24 @@ class _Worker:
         return fn(item, **dict(zip(keys, values, strict=True)))
 
 
+_WORKERS: dict[tuple[str, int], list[Any]] = {}  # (Ray job id, worker index) -> handle: keeps the actors alive
+
+
 def _round_robin_workers(n: int, retries: int) -> list[Any]:
-    """``n`` named worker actors of this Ray job, created on first use and reused by later calls."""
-    options = {"max_restarts": retries, "max_task_retries": retries, "get_if_exists": True, "num_cpus": 1}
-    return [_Worker.options(name=f"cidadao-round-robin-{i}", **options).remote() for i in range(n)]  # type: ignore[attr-defined]
+    """``n`` named worker actors of this Ray job, created on first use and reused by later calls.
+
+    A non-detached actor dies when its last handle goes, so the handles are kept here for the job's life;
+    a new job (Ray restarted) gets new actors.
+    """
+    job = ray.get_runtime_context().get_job_id()
+    for key in [k for k in _WORKERS if k[0] != job]:
+        del _WORKERS[key]
+    # default resources: an actor needs a CPU to be placed but holds none while idle, so it never starves tasks
+    options = {"max_restarts": retries, "max_task_retries": retries, "get_if_exists": True}
+    for i in range(n):
+        if (job, i) not in _WORKERS:
+            _WORKERS[(job, i)] = _Worker.options(name=f"cidadao-round-robin-{job}-{i}", **options).remote()  # type: ignore[attr-defined]
+    return [_WORKERS[(job, i)] for i in range(n)]
 
 
 def _error(exc: BaseException) -> str:

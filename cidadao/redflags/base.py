@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from cidadao.redflags.frame import F64, I64, Frame
+from cidadao.redflags.frame import F64, I64, Frame, encode
 
 __all__ = [
     "REGISTRY_SCHEMA",
@@ -115,8 +115,8 @@ class SideData:
         unique, first = np.unique(keys[ok], return_index=True)
         rows = pa.array(ok[first])
         t = self.registry.take(rows)
-        status = t["registry_status"].to_numpy(zero_copy_only=False).astype(object)
-        return RegistryIndex(t, unique, _days(t["opening_date"], -_FOREVER), status)
+        codes, names = encode(t["registry_status"])
+        return RegistryIndex(t, unique, _days(t["opening_date"], -_FOREVER), codes, names.to_pylist())
 
     def prepared(self) -> SideData:
         """Build the indexes now (before the object is shipped to workers, so they are built once)."""
@@ -158,7 +158,8 @@ class RegistryIndex:
     table: pa.Table  # one row per company, sorted by key
     keys: I64
     opening: I64  # days since 1970 (unknown: far past)
-    status: npt.NDArray[Any]  # object: the registry status or None
+    status: I64  # code into status_names; -1 unknown
+    status_names: list[str]
 
 
 class ContractRule(Protocol):

@@ -40,8 +40,9 @@ class NewSupplierRule:
         opening, status = reg.opening[idx], reg.status[idx]
         has_date = found & (opening > -(1 << 39))
         age = frame.day - opening
-        known_status = found & (status != None)  # noqa: E711 (element-wise)
-        inactive = known_status & (status != "ATIVA")
+        known_status = found & (status >= 0)
+        ativa = reg.status_names.index("ATIVA") if "ATIVA" in reg.status_names else -2
+        inactive = known_status & (status != ativa)
         young = has_date & (age < self.min_age_days)
         judged = has_date | known_status
         rows = np.flatnonzero(young | inactive)
@@ -54,7 +55,7 @@ class NewSupplierRule:
                 "supplier": supplier.take(pa.array(rows)).to_numpy(zero_copy_only=False),
                 "opened_on": opened.to_numpy(zero_copy_only=False),
                 "days_before_signing": [int(a) if d else None for a, d in zip(age[rows], has_date[rows], strict=True)],
-                "registry_status": status[rows],
+                "registry_status": np.array([*reg.status_names, None], dtype=object)[status[rows]],
             },
             self.basis, int(frame.n - judged.sum()),
         )  # fmt: skip

@@ -14,9 +14,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from functools import cached_property
+from typing import Any, Final, NamedTuple
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -34,6 +36,7 @@ from cidadao.redflags.stats import (
 )
 
 __all__ = [
+    "FLAG_SCHEMA",
     "AgencyFlag",
     "ContractFlag",
     "PassOne",
@@ -75,10 +78,23 @@ class AgencyFlag(NamedTuple):
                 "evidence": self.evidence, "basis": self.basis}  # fmt: skip
 
 
+FLAG_SCHEMA: Final = pa.schema(
+    [
+        pa.field("contract_id", pa.string()),
+        pa.field("flag", pa.string()),
+        pa.field("severity", pa.string()),
+        pa.field("score", pa.float64()),
+        pa.field("evidence", pa.string()),  # one JSON object per flag
+        pa.field("basis", pa.string()),
+        pa.field("db_id", pa.int64()),
+    ]
+)
+
+
 @dataclass(frozen=True, eq=False)
 class PassOne:
     rows: int
-    flags: list[ContractFlag]
+    flags: pa.Table  # FLAG_SCHEMA
     insufficient: dict[str, int]
     prices: PricePartial
     agency_flags: list[AgencyFlag]
@@ -87,16 +103,28 @@ class PassOne:
 
 @dataclass(frozen=True, eq=False)
 class PassTwo:
-    flags: list[ContractFlag]
+    flags: pa.Table
     insufficient: dict[str, int]
 
 
 @dataclass(eq=False)
 class SweepResult:
+    """A sweep's answer. Contract flags are kept columnar (``flag_table``, evidence as JSON text): a few
+    hundred thousand flags cost tens of MB, not the GB their Python objects would."""
+
     contracts_analyzed: int
-    flags: list[ContractFlag]
+    flag_table: pa.Table
     agency_flags: list[AgencyFlag]
     insufficient: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def flags(self) -> list[ContractFlag]:
+        """The contract flags as objects (evidence decoded), in (contract_id, flag) order."""
+        t = self.flag_table
+        return [
+            ContractFlag(cid, flag, sev, score, orjson.loads(ev), basis, db)
+            for cid, flag, sev, score, ev, basis, db in zip(*(t[c].to_pylist() for c in FLAG_SCHEMA.names), strict=True)
+        ]  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -108,8 +136,8 @@ class SweepResult:
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(FLAGS, 0)
-        for f in self.flags:
-            out[f.flag] += 1
+        for row in pc.value_counts(self.flag_table["flag"]).to_pylist():
+            out[row["values"]] += row["counts"]
         for a in self.agency_flags:
             out[a.flag] += 1
         return out
@@ -122,18 +150,21 @@ def _evidence_rows(hits: Hits) -> list[dict[str, Any]]:
         {} for _ in range(len(hits))]  # fmt: skip
 
 
-def _contract_flags(frame: Frame, hits: Hits) -> list[ContractFlag]:
-    if not len(hits):
-        return []
+def _contract_flags(frame: Frame, hits: Hits) -> pa.Table:
+    n = len(hits)
     take = pa.array(hits.rows)
-    ids = frame.table["contract_id"].take(take).to_pylist()
-    db_ids = pc.fill_null(frame.table["id"].take(take), 0).to_pylist()
-    severity = [SEVERITIES[s] for s in hits.severity.tolist()]
-    return [
-        ContractFlag(cid, hits.flag, sev, score, ev, hits.basis, dbid)
-        for cid, sev, score, ev, dbid in zip(
-            ids, severity, hits.score.tolist(), _evidence_rows(hits), db_ids, strict=True)
-    ]  # fmt: skip
+    return pa.table(
+        {
+            "contract_id": frame.table["contract_id"].take(take),
+            "flag": pa.array([hits.flag] * n, pa.string()),
+            "severity": pa.array(np.array(SEVERITIES, dtype=object)[hits.severity], pa.string()),
+            "score": pa.array(hits.score, pa.float64()),
+            "evidence": pa.array([orjson.dumps(e).decode() for e in _evidence_rows(hits)], pa.string()),
+            "basis": pa.array([hits.basis] * n, pa.string()),
+            "db_id": pc.fill_null(frame.table["id"].take(take), 0),
+        },
+        schema=FLAG_SCHEMA,
+    )
 
 
 def _agency_flags(partials: list[AgencyPartial], insufficient: dict[str, int]) -> tuple[list[AgencyFlag], list[str]]:
@@ -154,28 +185,32 @@ def _agency_flags(partials: list[AgencyPartial], insufficient: dict[str, int]) -
 def pass_one(table: pa.Table, side: SideData) -> PassOne:
     """The partition-local rules, the agency rules and the chunk's price histogram (whole organs only)."""
     frame = Frame.from_table(table)
-    flags: list[ContractFlag] = []
+    flags: list[pa.Table] = []
     insufficient: dict[str, int] = {}
     for rule in CONTRACT_RULES:
         if rule.phase == 1:
             hits = rule.evaluate(frame, side, None)
-            flags.extend(_contract_flags(frame, hits))
+            flags.append(_contract_flags(frame, hits))
             insufficient[rule.flag] = hits.insufficient
     agency, organs = _agency_flags([agency_partial(frame)], insufficient)
-    return PassOne(frame.n, flags, insufficient, price_partial(frame), agency, organs)
+    return PassOne(frame.n, _concat(flags), insufficient, price_partial(frame), agency, organs)
 
 
 def pass_two(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> PassTwo:
     """The rules that need statistics merged across partitions."""
     frame = Frame.from_table(table)
-    flags: list[ContractFlag] = []
+    flags: list[pa.Table] = []
     insufficient: dict[str, int] = {}
     for rule in CONTRACT_RULES:
         if rule.phase == 2:
             hits = rule.evaluate(frame, side, thresholds)
-            flags.extend(_contract_flags(frame, hits))
+            flags.append(_contract_flags(frame, hits))
             insufficient[rule.flag] = hits.insufficient
-    return PassTwo(flags, insufficient)
+    return PassTwo(_concat(flags), insufficient)
+
+
+def _concat(tables: Sequence[pa.Table]) -> pa.Table:
+    return pa.concat_tables(tables).combine_chunks() if tables else FLAG_SCHEMA.empty_table()
 
 
 def merge_pass_one(results: Sequence[PassOne], peers: Iterable[PricePartial] = ()) -> PriceThresholds:
@@ -190,18 +225,19 @@ def finish(first: Sequence[PassOne], second: Sequence[PassTwo]) -> SweepResult:
             raise ValueError(f"organs {sorted(seen.intersection(one.organs))[:5]} span chunks: cut between organs")
         seen.update(one.organs)
     insufficient = dict.fromkeys(FLAGS, 0)
-    flags: list[ContractFlag] = []
     agency: list[AgencyFlag] = []
     parts: list[PassOne | PassTwo] = [*first, *second]
     for part in parts:
-        flags.extend(part.flags)
         for k, v in part.insufficient.items():
             insufficient[k] += v
     for one in first:
         agency.extend(one.agency_flags)
-    flags.sort(key=lambda f: (f.contract_id, f.flag, f.db_id))
+    flags = _concat([p.flags for p in parts])
+    order = pc.sort_indices(
+        flags, sort_keys=[("contract_id", "ascending"), ("flag", "ascending"), ("db_id", "ascending")]
+    )
     agency.sort(key=lambda f: (f.orgao, f.flag))
-    return SweepResult(sum(r.rows for r in first), flags, agency, insufficient)
+    return SweepResult(sum(r.rows for r in first), flags.take(order), agency, insufficient)
 
 
 def _organ_starts(table: pa.Table) -> I64:

@@ -31,11 +31,13 @@ async def complete_investigation(
     conn: asyncpg.Connection, inv: uuid.UUID, result: SweepResult, summary: dict[str, Any]
 ) -> None:
     """Store every flag and mark the investigation completed, in one transaction."""
+    t = result.flag_table
     contract_rows = [
-        (inv, "contract", f.db_id, None, f.flag, f.severity, f.score, orjson.dumps(f.evidence).decode(), f.basis)
-        for f in result.flags
-        if f.db_id
-    ]
+        (inv, "contract", db_id, None, flag, severity, score, evidence, basis)
+        for db_id, flag, severity, score, evidence, basis in zip(
+            *(t[c].to_pylist() for c in ("db_id", "flag", "severity", "score", "evidence", "basis")), strict=True)
+        if db_id
+    ]  # fmt: skip
     agency_rows = [
         (inv, "agency", None, a.orgao, a.flag, a.severity, a.score, orjson.dumps(a.evidence).decode(), a.basis)
         for a in result.agency_flags
