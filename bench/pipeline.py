@@ -19,6 +19,7 @@ sampled every 50 ms during the step; Ray's own idle PSS is reported beside it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import threading
@@ -170,6 +171,16 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
+def _release_freed_memory() -> None:
+    """Give memory the generator freed back to the system (glibc keeps it otherwise), so peaks are the sweep's."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _same(a: Any, b: Any) -> bool:
     return bool(
         a.flag_table.equals(b.flag_table) and a.agency_flags == b.agency_flags and a.insufficient == b.insufficient
@@ -184,6 +195,7 @@ def _memory_run(n: int, ray_address: str | None) -> dict[str, Any]:
     ensure_ray(ray_address)
     idle = round(_pss_tree() / 2**20, 1)
     table, sanctions, registry = generate_tables(n, 7)
+    _release_freed_memory()  # the generator's garbage is not the sweep's
     side = SideData(sanctions, registry)
     rows = table.num_rows
     entry: dict[str, Any] = {"contracts": rows, "pss_mib_ray_idle": idle, "table_mib": round(table.nbytes / 2**20, 1)}
@@ -286,8 +298,11 @@ def _checks(results: dict[str, Any]) -> dict[str, Any]:
         ratio = round(mem["10000"]["auto"]["seconds"] / mem["10000"]["single"]["seconds"], 3)
         out["auto_time_vs_single_10000"] = {"measured": ratio, "met": ratio <= TARGETS["ray_vs_single_time_max_at_10k"]}
     if "5000000" in mem:
-        peak = max(v["peak_pss_mib"] for k, v in mem["5000000"].items() if isinstance(v, dict))
-        out["peak_pss_mib_5m"] = {"measured": peak, "met": peak < TARGETS["peak_pss_mib_max_at_5m"]}
+        e, limit = mem["5000000"], TARGETS["peak_pss_mib_max_at_5m"]
+        single = e["single"]["peak_pss_mib"]
+        ray = max(e[f"ray/{s}"]["peak_pss_mib"] for s in STRATEGIES)
+        out["peak_pss_mib_5m_single"] = {"measured": single, "met": single < limit}
+        out["peak_pss_mib_5m_ray"] = {"measured": ray, "met": ray < limit}
     if "1000000" in pg:
         load = pg["1000000"]["load_arrow"]["seconds"]
         out["postgres_load_1m_seconds"] = {"measured": load, "met": load <= TARGETS["postgres_load_1m_seconds_max"]}

@@ -20,6 +20,7 @@ from cidadao.errors import PartitionsFailed
 from cidadao.redflags.base import SideData
 from cidadao.redflags.stats import PricePartial
 from cidadao.redflags.sweep import (
+    SINGLE_CHUNK_ROWS,
     SweepResult,
     chunk_table,
     finish,
@@ -68,7 +69,8 @@ def run_sweep(
     ensure_ray()
     workers = max_workers or worker_count()
     ordered = sort_partitions(table)
-    rows = chunk_rows or max(MIN_CHUNK_ROWS, math.ceil(ordered.num_rows / (4 * workers)))
+    # about four chunks per worker for balance; capped so a worker's working set stays small at any size
+    rows = chunk_rows or min(SINGLE_CHUNK_ROWS, max(MIN_CHUNK_ROWS, math.ceil(ordered.num_rows / (4 * workers))))
     chunks = chunk_table(ordered, rows)
     refs = [ray.put(c) for c in chunks]  # once each: both passes read them zero-copy
     side_ref = ray.put(side.prepared())  # indexes built once, here

@@ -277,9 +277,19 @@ def chunk_table(table: pa.Table, target_rows: int) -> list[pa.Table]:
     return [table.slice(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def sweep_table(table: pa.Table, side: SideData, peers: Iterable[PricePartial] = ()) -> SweepResult:
-    """Every rule over ``table`` in this process (the single-process baseline)."""
-    ordered = sort_partitions(table)
-    first = pass_one(ordered, side)
-    thresholds = merge_pass_one([first], peers)
-    return finish([first], [pass_two(ordered, side, thresholds)])
+SINGLE_CHUNK_ROWS: Final = 250_000
+
+
+def sweep_table(
+    table: pa.Table, side: SideData, peers: Iterable[PricePartial] = (), chunk_rows: int = SINGLE_CHUNK_ROWS
+) -> SweepResult:
+    """Every rule over ``table`` in this process (the single-process baseline).
+
+    The same two passes as on Ray, over chunks of whole organs one after another, so working memory is
+    bounded by ``chunk_rows`` however large the table; the answer does not depend on the chunking.
+    """
+    side = side.prepared()
+    chunks = chunk_table(sort_partitions(table), chunk_rows)
+    first = [pass_one(c, side) for c in chunks]
+    thresholds = merge_pass_one(first, peers)
+    return finish(first, [pass_two(c, side, thresholds) for c in chunks])
