@@ -342,7 +342,7 @@ def _int_list(value: str, option: str) -> list[int]:
 def bench_pipeline(
     sizes: Annotated[str, typer.Option(help="Contracts per in-memory run.")] = "10000,100000,1000000,5000000",
     postgres: Annotated[str, typer.Option(help="Contracts per from-Postgres run (empty: none).")] = (
-        "10000,100000,1000000"
+        "10000,100000,1000000,5000000"
     ),
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/pipeline.json"),
 ) -> None:

@@ -1,8 +1,10 @@
-"""One investigation, end to end: read the scope from Postgres as Arrow, sweep every rule on Ray, store it.
+"""One investigation, end to end: the scope read from Postgres as Arrow by the tasks that sweep it, stored.
 
-Reads go to the read replica when one is configured; the investigation and its flags are written to the
-primary. The investigation row is ``running`` while the sweep runs, then ``completed`` with its flags, or
-``failed`` with the error: an investigation is never left half-stored.
+The driver asks Postgres only for the organs' sizes, the price histogram and the reference data; each task
+reads its own group of organs (:func:`pipelines.sweep.sweep_postgres`). Reads go to the read replica when
+one is configured; the investigation and its flags are written to the primary. The investigation row is
+``running`` while the sweep runs, then ``completed`` with its flags, or ``failed`` with the error: an
+investigation is never left half-stored.
 """
 
 from __future__ import annotations
@@ -11,21 +13,18 @@ import asyncio
 import time
 from typing import Any
 
-import pyarrow as pa
-
 from cidadao.errors import CidadaoError
+from cidadao.redflags.stats import merge_prices
 from cidadao.settings import Settings
-from cidadao.storage.analysis import Scope, contract_groups, load_contracts, load_peer_prices, load_side
+from cidadao.storage.analysis import Scope, load_price_histogram, load_side, organ_counts
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.investigations import complete_investigation, create_investigation, fail_investigation
 from cidadao.storage.postgres import connect
 from pipelines.runtime import ensure_ray
 from pipelines.strategies import Strategy
-from pipelines.sweep import INLINE_ROWS, MIN_CHUNK_ROWS, run_sweep
+from pipelines.sweep import INLINE_ROWS, sweep_postgres
 
 __all__ = ["investigate"]
-
-READ_GROUP_ROWS = 4 * MIN_CHUNK_ROWS
 
 
 async def investigate(
@@ -39,20 +38,20 @@ async def investigate(
     writer = await connect(primary)
     reader = await connect(replica) if replica else writer
     try:
-        groups = await contract_groups(reader, scope, READ_GROUP_ROWS)
-        if not groups:
+        counts = await organ_counts(reader, scope)
+        if not counts:
             where = f"orgao {scope.orgao}" if scope.orgao else "the database"
             year = f" in {scope.year}" if scope.year else ""
             raise CidadaoError(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
         inv = await create_investigation(writer, scope.as_dict(), user_id)
         try:
-            parts = [await load_contracts(reader, scope, organs) for organs in groups]
             side = await load_side(reader)
-            peers = await load_peer_prices(reader, scope)
-            table = pa.concat_tables(parts)
-            if table.num_rows >= INLINE_ROWS:
+            thresholds = merge_prices([await load_price_histogram(reader, scope)])
+            if sum(n for _, n in counts) >= INLINE_ROWS:
                 ensure_ray(settings.ray_address)  # in the main thread: Ray installs its signal handlers there
-            result = await asyncio.to_thread(run_sweep, table, side, strategy=strategy, peers=peers)
+            result = await asyncio.to_thread(
+                sweep_postgres, replica or primary, scope, counts, side, thresholds, strategy=strategy
+            )
             seconds = round(time.perf_counter() - started, 3)
             summary = {
                 "contracts_analyzed": result.contracts_analyzed, "seconds": seconds, "flag_counts": result.counts(),

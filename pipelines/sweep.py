@@ -1,13 +1,20 @@
-"""The red-flag sweep on Ray: chunks of whole partitions, two passes, statistics merged on the driver.
+"""The red-flag sweep on Ray, over a table in memory or straight from Postgres.
 
-Contracts are sorted so each organ × fiscal year partition is contiguous, then cut into chunks of whole
-partitions (zero-copy slices), each put into the object store once and read by both passes. Small inputs
-run inline: below :data:`INLINE_ROWS` contracts the Ray round trips cost more than they save (measured by
-``cidadao bench pipeline``).
+:func:`run_sweep` (a table in memory): contracts grouped so each organ is contiguous, cut into chunks of
+whole organs (zero-copy slices), each put into the object store once and read by both passes; price
+statistics merged on the driver between them.
+
+:func:`sweep_postgres` (the scope of an investigation): the price histogram comes from Postgres first; then
+each task reads its own group of whole organs from Postgres as Arrow and runs every rule over it in one
+pass. Rows never pass through the driver or the object store: memory stays bounded by the groups in flight.
+
+Small inputs run inline: below :data:`INLINE_ROWS` contracts the Ray round trips cost more than they save
+(measured by ``cidadao bench pipeline``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterable
 from typing import Final
@@ -18,9 +25,11 @@ import ray
 
 from cidadao.errors import PartitionsFailed
 from cidadao.redflags.base import SideData
-from cidadao.redflags.stats import PricePartial
+from cidadao.redflags.stats import PricePartial, PriceThresholds
 from cidadao.redflags.sweep import (
     SINGLE_CHUNK_ROWS,
+    PassOne,
+    PassTwo,
     SweepResult,
     chunk_table,
     finish,
@@ -28,12 +37,15 @@ from cidadao.redflags.sweep import (
     pass_one,
     pass_two,
     sort_partitions,
+    sweep_chunk,
     sweep_table,
 )
+from cidadao.storage.analysis import Scope, group_organs, load_contracts
+from cidadao.storage.postgres import connect
 from pipelines.runtime import ensure_ray, worker_count
 from pipelines.strategies import Strategy, process_parallel
 
-__all__ = ["INLINE_ROWS", "MIN_CHUNK_ROWS", "run_sweep"]
+__all__ = ["INLINE_ROWS", "MIN_CHUNK_ROWS", "run_sweep", "sweep_postgres"]
 
 INLINE_ROWS: Final = 50_000
 MIN_CHUNK_ROWS: Final = 20_000
@@ -83,3 +95,56 @@ def run_sweep(
     except PartitionsFailed as exc:
         raise PartitionsFailed(exc.failed, exc.total, {i: _label(chunks[i]) for i in exc.failed}) from exc
     return finish(first, second)
+
+
+def _read_and_sweep(
+    organs: list[str], dsn: str, scope: Scope, side: SideData, thresholds: PriceThresholds
+) -> tuple[PassOne, PassTwo]:
+    """One task: read a group of whole organs from Postgres as Arrow, run every rule over it."""
+
+    async def read() -> pa.Table:
+        conn = await connect(dsn)
+        try:
+            return await load_contracts(conn, scope, organs)
+        finally:
+            await conn.close()
+
+    return sweep_chunk(asyncio.run(read()), side, thresholds)
+
+
+def sweep_postgres(
+    dsn: str,
+    scope: Scope,
+    counts: list[tuple[str, int]],
+    side: SideData,
+    thresholds: PriceThresholds,
+    *,
+    strategy: Strategy = "map_reduce",
+    max_workers: int | None = None,
+    inline_below: int = INLINE_ROWS,
+) -> SweepResult:
+    """Every rule over the scope's contracts, read from Postgres group by group (``counts``: organ, rows).
+
+    Call it from a thread without a running event loop. Groups that still fail after their retries raise
+    :class:`~cidadao.errors.PartitionsFailed` naming their organs.
+    """
+    total = sum(n for _, n in counts)
+    side = side.prepared()
+    if total < inline_below:
+        groups = group_organs(counts, SINGLE_CHUNK_ROWS)
+        parts = [_read_and_sweep(g, dsn, scope, side, thresholds) for g in groups]
+    else:
+        ensure_ray()
+        workers = max_workers or worker_count()
+        groups = group_organs(counts, min(SINGLE_CHUNK_ROWS, max(MIN_CHUNK_ROWS, math.ceil(total / (4 * workers)))))
+        shared = {"dsn": dsn, "scope": scope, "side": ray.put(side), "thresholds": thresholds}
+        try:
+            parts = process_parallel(groups, _read_and_sweep, strategy, workers, 1, shared=shared)
+        except PartitionsFailed as exc:
+            labels = {i: _organs_label(groups[i]) for i in exc.failed}
+            raise PartitionsFailed(exc.failed, exc.total, labels) from exc
+    return finish([p[0] for p in parts], [p[1] for p in parts])
+
+
+def _organs_label(organs: list[str]) -> str:
+    return f"orgao {organs[0]}" + (f"..{organs[-1]} ({len(organs)} organs)" if len(organs) > 1 else "")

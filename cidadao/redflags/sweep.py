@@ -47,6 +47,7 @@ __all__ = [
     "pass_one",
     "pass_two",
     "sort_partitions",
+    "sweep_chunk",
     "sweep_table",
 ]
 
@@ -182,9 +183,9 @@ def _agency_flags(partials: list[AgencyPartial], insufficient: dict[str, int]) -
     return out, totals.orgao
 
 
-def pass_one(table: pa.Table, side: SideData) -> PassOne:
+def pass_one(table: pa.Table | Frame, side: SideData) -> PassOne:
     """The partition-local rules, the agency rules and the chunk's price histogram (whole organs only)."""
-    frame = Frame.from_table(table)
+    frame = table if isinstance(table, Frame) else Frame.from_table(table)
     flags: list[pa.Table] = []
     insufficient: dict[str, int] = {}
     for rule in CONTRACT_RULES:
@@ -196,9 +197,9 @@ def pass_one(table: pa.Table, side: SideData) -> PassOne:
     return PassOne(frame.n, _concat(flags), insufficient, price_partial(frame), agency, organs)
 
 
-def pass_two(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> PassTwo:
+def pass_two(table: pa.Table | Frame, side: SideData, thresholds: PriceThresholds) -> PassTwo:
     """The rules that need statistics merged across partitions."""
-    frame = Frame.from_table(table)
+    frame = table if isinstance(table, Frame) else Frame.from_table(table)
     flags: list[pa.Table] = []
     insufficient: dict[str, int] = {}
     for rule in CONTRACT_RULES:
@@ -207,6 +208,12 @@ def pass_two(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> Pa
             flags.append(_contract_flags(frame, hits))
             insufficient[rule.flag] = hits.insufficient
     return PassTwo(_concat(flags), insufficient)
+
+
+def sweep_chunk(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> tuple[PassOne, PassTwo]:
+    """Both passes over one chunk of whole organs, when the price thresholds are known beforehand."""
+    frame = Frame.from_table(sort_partitions(table))
+    return pass_one(frame, side), pass_two(frame, side, thresholds)
 
 
 def _concat(tables: Sequence[pa.Table]) -> pa.Table:

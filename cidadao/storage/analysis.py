@@ -8,7 +8,6 @@ arguments are bound through asyncpg (``copy_from_query`` quotes them on the serv
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
@@ -22,7 +21,7 @@ from cidadao.redflags.base import REGISTRY_SCHEMA, SANCTIONS_SCHEMA, SideData
 from cidadao.redflags.frame import ANALYSIS_SCHEMA
 from cidadao.redflags.stats import LOG_BIN, PricePartial
 
-__all__ = ["Scope", "contract_groups", "load_contracts", "load_peer_prices", "load_side"]
+__all__ = ["Scope", "group_organs", "load_contracts", "load_price_histogram", "load_side", "organ_counts"]
 
 _CONTRACTS: Final = """SELECT id, source_id, orgao_codigo, ug_codigo, object_class, modalidade, signed_on,
        initial_value::float8, final_value::float8, supplier_document
@@ -76,20 +75,28 @@ async def _copy_csv(conn: asyncpg.Connection, query: str, args: list[Any], schem
     ).cast(schema)
 
 
-async def contract_groups(conn: asyncpg.Connection, scope: Scope, rows_per_group: int) -> list[list[str]]:
-    """Organs in scope grouped into lists of about ``rows_per_group`` contracts (whole organs)."""
+async def organ_counts(conn: asyncpg.Connection, scope: Scope) -> list[tuple[str, int]]:
+    """(organ, contracts) in scope, in organ order."""
     where, args = scope.where()
-    counts = await conn.fetch(
+    rows = await conn.fetch(
         f"SELECT orgao_codigo, count(*) AS n FROM contracts WHERE {where} GROUP BY 1 ORDER BY 1", *args
     )
+    return [(r["orgao_codigo"], int(r["n"])) for r in rows]
+
+
+def group_organs(counts: list[tuple[str, int]], rows_per_group: int) -> list[list[str]]:
+    """Whole organs grouped into lists of about ``rows_per_group`` contracts each."""
     groups: list[list[str]] = []
-    size = rows_per_group
-    for row in counts:
+    organs: list[str] = []
+    size = 0
+    for organ, n in counts:
+        organs.append(organ)
+        size += n
         if size >= rows_per_group:
-            groups.append([])
-            size = 0
-        groups[-1].append(row["orgao_codigo"])
-        size += row["n"]
+            groups.append(organs)
+            organs, size = [], 0
+    if organs:
+        groups.append(organs)
     return groups
 
 
@@ -100,12 +107,6 @@ async def load_contracts(conn: asyncpg.Connection, scope: Scope, organs: list[st
         args.append(organs)
         where += f" AND orgao_codigo = ANY(${len(args)}::text[])"
     return await _copy_csv(conn, _CONTRACTS.format(where=where), args, ANALYSIS_SCHEMA)
-
-
-async def iter_contracts(conn: asyncpg.Connection, scope: Scope, rows_per_group: int) -> AsyncIterator[pa.Table]:
-    """The contracts in scope, group by group of whole organs."""
-    for organs in await contract_groups(conn, scope, rows_per_group):
-        yield await load_contracts(conn, scope, organs)
 
 
 async def load_side(conn: asyncpg.Connection) -> SideData:
@@ -126,32 +127,25 @@ async def load_side(conn: asyncpg.Connection) -> SideData:
     return SideData(sanctions, registry)
 
 
-async def load_peer_prices(conn: asyncpg.Connection, scope: Scope) -> list[PricePartial]:
-    """Price peers outside an organ's scope (same years): the histogram computed by Postgres.
+async def load_price_histogram(conn: asyncpg.Connection, scope: Scope) -> PricePartial:
+    """The price histogram of every organ's contracts in the scope's years, computed by Postgres.
 
-    An investigation of one organ judges its prices against every organ's contracts of the same class, not
-    only its own; only the sufficient statistics cross the wire.
+    Peers span organs: an investigation of one organ judges its prices against every organ's contracts of
+    the same class. Only the sufficient statistics (class, bin, count) cross the wire, never the rows.
     """
-    if scope.orgao is None:
-        return []
-    where, args = scope.where(2, organ=False)
+    where, args = scope.where(organ=False)
     rows = await conn.fetch(
         f"""SELECT object_class, floor(ln(v) / {LOG_BIN})::bigint AS bin, count(*) AS n
-              FROM (SELECT object_class, COALESCE(initial_value, final_value)::float8 AS v, signed_on
-                      FROM contracts WHERE orgao_codigo <> $1 AND {where}) c
+              FROM (SELECT object_class, COALESCE(initial_value, final_value)::float8 AS v
+                      FROM contracts WHERE {where}) c
              WHERE v > 0 AND object_class IS NOT NULL GROUP BY 1, 2""",
-        scope.orgao,
         *args,
     )
-    if not rows:
-        return []
     classes = sorted({r["object_class"] for r in rows})
     index = {c: i for i, c in enumerate(classes)}
-    return [
-        PricePartial(
-            classes,
-            np.array([index[r["object_class"]] for r in rows], np.int64),
-            np.array([r["bin"] for r in rows], np.int64),
-            np.array([r["n"] for r in rows], np.int64),
-        )
-    ]
+    return PricePartial(
+        classes,
+        np.array([index[r["object_class"]] for r in rows], np.int64),
+        np.array([r["bin"] for r in rows], np.int64),
+        np.array([r["n"] for r in rows], np.int64),
+    )
