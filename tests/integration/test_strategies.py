@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
-import ray
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,16 +19,9 @@ from cidadao.errors import PartitionsFailed
 from cidadao.redflags import ANALYSIS_SCHEMA, SideData, sweep_table
 from cidadao.redflags.base import REGISTRY_SCHEMA, SANCTIONS_SCHEMA
 from cidadao.redflags.sweep import chunk_table, finish, merge_pass_one, pass_one, pass_two, sort_partitions
-from pipelines import STRATEGIES, ensure_ray, process_parallel, run_sweep
+from pipelines import STRATEGIES, process_parallel, run_sweep
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
-    ensure_ray(num_cpus=2)
-    yield
-    ray.shutdown()
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("local_ray")]
 
 
 def _square_plus(x: int, offset: int = 0) -> int:
