@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     ingest_batch_rows: int = Field(20_000, ge=1, le=1_000_000, validation_alias=_own("INGEST_BATCH_ROWS"))
     max_contract_value: float = Field(1e11, gt=0, validation_alias=_own("MAX_CONTRACT_VALUE"))
 
+    # --- investigations ------------------------------------------------------------------------
+    # below this many contracts an investigation runs in-process: the crossover measured on 2 cores by
+    # `cidadao bench pipeline` (Ray loses at 500k from Postgres, wins at 1M); lower it on bigger machines
+    investigate_inline_rows: int = Field(750_000, ge=0, validation_alias=_own("INVESTIGATE_INLINE_ROWS"))
+
     # --- live sources --------------------------------------------------------------------------
     portal_api_key: SecretStr | None = Field(None, validation_alias=_own("PORTAL_API_KEY"))
     portal_base_url: str = Field(

@@ -22,7 +22,7 @@ from cidadao.storage.investigations import complete_investigation, create_invest
 from cidadao.storage.postgres import connect
 from pipelines.runtime import ensure_ray
 from pipelines.strategies import Strategy
-from pipelines.sweep import INLINE_ROWS, sweep_postgres
+from pipelines.sweep import sweep_postgres
 
 __all__ = ["investigate"]
 
@@ -47,11 +47,13 @@ async def investigate(
         try:
             side = await load_side(reader)
             thresholds = merge_prices([await load_price_histogram(reader, scope)])
-            if sum(n for _, n in counts) >= INLINE_ROWS:
+            inline_below = settings.investigate_inline_rows
+            if sum(n for _, n in counts) >= inline_below:
                 ensure_ray(settings.ray_address)  # in the main thread: Ray installs its signal handlers there
             result = await asyncio.to_thread(
-                sweep_postgres, replica or primary, scope, counts, side, thresholds, strategy=strategy
-            )
+                sweep_postgres, replica or primary, scope, counts, side, thresholds, strategy=strategy,
+                inline_below=inline_below,
+            )  # fmt: skip
             seconds = round(time.perf_counter() - started, 3)
             summary = {
                 "contracts_analyzed": result.contracts_analyzed, "seconds": seconds, "flag_counts": result.counts(),

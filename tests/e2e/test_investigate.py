@@ -30,13 +30,13 @@ async def test_investigate_all_finds_the_planted_flags(
     tmp_path: Path, cli_env: dict[str, str], db: asyncpg.Connection
 ) -> None:
     out = tmp_path / "d"
-    # above the inline threshold (50,000 contracts), so the sweep runs on a local Ray
     assert run_cli("generate", "--contracts", "60000", "--seed", "21", "--out", str(out), env=cli_env).returncode == 0
     for name in ("contracts.jsonl", "ceis.jsonl", "suppliers.csv"):
         done = run_cli("ingest", str(out / name), "--json", env=cli_env)
         assert done.returncode == 0, done.stderr
 
-    ran = run_cli("investigate", "--all", "--json", env=cli_env)
+    # the command's Ray path (a local Ray, tasks reading their organs from Postgres), then the in-process one
+    ran = run_cli("investigate", "--all", "--json", env={**cli_env, "CIDADAO_INVESTIGATE_INLINE_ROWS": "10000"})
     assert ran.returncode == 0, ran.stderr
     result = orjson.loads(ran.stdout)  # exactly one JSON object on stdout
     assert set(result) == {
@@ -49,6 +49,10 @@ async def test_investigate_all_finds_the_planted_flags(
     for a in result["agency_flags"]:
         assert set(a) == {"orgao", "flag", "severity", "score", "evidence", "basis"}
         assert isinstance(a["orgao"], str) and len(a["orgao"]) == 5
+
+    inline = orjson.loads(run_cli("investigate", "--all", "--json", env=cli_env).stdout)
+    assert inline["flags"] == result["flags"] and inline["agency_flags"] == result["agency_flags"]
+    assert inline["investigation_id"] != result["investigation_id"]
 
     truth = _labels(out)
     found: dict[str, set[str]] = defaultdict(set)
@@ -65,6 +69,7 @@ async def test_investigate_all_finds_the_planted_flags(
     row = await db.fetchrow("SELECT * FROM investigations WHERE id = $1::uuid", result["investigation_id"])
     assert row["status"] == "completed" and row["finished_at"] is not None and row["error"] is None
     stored = await db.fetchval("SELECT count(*) FROM flags WHERE investigation_id = $1", row["id"])
+    assert await db.fetchval("SELECT count(*) FROM investigations WHERE status = 'completed'") == 2
     assert stored == len(result["flags"]) + len(result["agency_flags"])
     summary = orjson.loads(row["result"])
     assert summary["contracts_analyzed"] == result["contracts_analyzed"]
