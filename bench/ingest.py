@@ -19,18 +19,16 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from bench.scratch import scratch_database
 from cidadao.contracts.readers import Rejection, detect, read_rows
 from cidadao.contracts.schema import CONTRACT_COLUMNS
 from cidadao.settings import Settings
-from cidadao.storage.database import prepare_stores
 from cidadao.storage.postgres import connect
 
 __all__ = ["run_benchmark"]
@@ -43,10 +41,6 @@ _BARE_TABLE = """CREATE TABLE bench_bare_contracts (
     supplier_document text, supplier_kind text, supplier_name text, supplier_legal_name text, ug_codigo text,
     ug_nome text, orgao_codigo text, orgao_sigla text, orgao_nome text, orgao_cnpj text, orgao_maximo_codigo text,
     orgao_maximo_sigla text, orgao_maximo_nome text, uf text, municipio text, raw jsonb)"""
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
 def _write_canonical_csv(jsonl: Path, out: Path, max_value: float) -> int:
@@ -72,23 +66,11 @@ async def _bare_copy(dsn: str, csv_path: Path) -> float:
         await conn.close()
 
 
-async def _admin(dsn: str, sql: str) -> None:
-    """Run one statement (CREATE/DROP DATABASE cannot run inside a transaction) on its own connection."""
-    conn = await connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 def run_benchmark(settings: Settings, contracts: int, out: Path, echo: Callable[[str], None]) -> dict[str, Any]:
     """Run the benchmark, print a table, write the JSON result to ``out`` and return it."""
     from cidadao.contracts.synthetic import generate
 
-    admin_dsn = asyncio.run(prepare_stores(settings)).endpoints.database_url
-    db_name = f"cidadao_bench_{uuid.uuid4().hex[:8]}"
-    dsn = _with_database(admin_dsn, db_name)
-    with tempfile.TemporaryDirectory(prefix="cidadao-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cidadao-bench-") as tmp, scratch_database(settings) as dsn:
         work = Path(tmp)
         echo(f"generating {contracts} Portal contracts ...")
         t0 = time.perf_counter()
@@ -97,27 +79,23 @@ def run_benchmark(settings: Settings, contracts: int, out: Path, echo: Callable[
         gen_seconds = time.perf_counter() - t0
         csv_path = work / "canonical.csv"
         valid = _write_canonical_csv(jsonl, csv_path, settings.max_contract_value)
-        asyncio.run(_admin(admin_dsn, f'CREATE DATABASE "{db_name}"'))
-        try:
-            echo("baseline: bare COPY of the canonical rows from CSV ...")
-            bare_seconds = asyncio.run(_bare_copy(dsn, csv_path))
-            echo("measured: cidadao ingest of the Portal JSON Lines ...")
-            env = {**os.environ, "CIDADAO_DATABASE_URL": dsn, "CIDADAO_DATA_HOME": str(settings.data_home)}
-            if settings.redis_url is not None:
-                env["CIDADAO_REDIS_URL"] = settings.redis_url.get_secret_value()
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            t1 = time.perf_counter()
-            proc = subprocess.run(
-                [sys.executable, "-m", "cidadao", "ingest", str(jsonl), "--json"],
-                env=env, capture_output=True, check=False,
-            )  # fmt: skip
-            ingest_seconds = time.perf_counter() - t1
-            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            if proc.returncode != 0:
-                raise RuntimeError(f"cidadao ingest failed: {proc.stderr.decode()[-2000:]}")
-            report = orjson.loads(proc.stdout)
-        finally:
-            asyncio.run(_admin(admin_dsn, f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)'))
+        echo("baseline: bare COPY of the canonical rows from CSV ...")
+        bare_seconds = asyncio.run(_bare_copy(dsn, csv_path))
+        echo("measured: cidadao ingest of the Portal JSON Lines ...")
+        env = {**os.environ, "CIDADAO_DATABASE_URL": dsn, "CIDADAO_DATA_HOME": str(settings.data_home)}
+        if settings.redis_url is not None:
+            env["CIDADAO_REDIS_URL"] = settings.redis_url.get_secret_value()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t1 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "cidadao", "ingest", str(jsonl), "--json"],
+            env=env, capture_output=True, check=False,
+        )  # fmt: skip
+        ingest_seconds = time.perf_counter() - t1
+        peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if proc.returncode != 0:
+            raise RuntimeError(f"cidadao ingest failed: {proc.stderr.decode()[-2000:]}")
+        report = orjson.loads(proc.stdout)
     if peak_kib <= before:
         echo("note: peak RSS of the child could not be separated from earlier children")
     result = {

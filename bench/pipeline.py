@@ -26,7 +26,6 @@ import io
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -39,11 +38,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from bench.scratch import scratch_database
 from cidadao.contracts.synthetic_tables import generate_tables
 from cidadao.redflags import SideData, sweep_table
 from cidadao.settings import Settings
 from cidadao.storage.analysis import Scope, load_contracts, load_side
-from cidadao.storage.database import prepare_stores
 from cidadao.storage.postgres import apply_migrations, connect
 from pipelines.strategies import Strategy
 
@@ -159,20 +158,6 @@ async def _load(dsn: str) -> tuple[pa.Table, SideData]:
         await conn.close()
 
 
-async def _admin(dsn: str, sql: str) -> None:
-    conn = await connect(dsn)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
-def _with_database(url: str, name: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
 def _release_freed_memory() -> None:
     """Give memory the generator freed back to the system (glibc keeps it otherwise), so peaks are the sweep's."""
     import ctypes
@@ -283,19 +268,13 @@ def run_benchmark(
              f"best Ray ({best}) {ray['seconds']:.3f} s = {ray['vs_single']:.2f}x single, peak PSS "
              f"{ray['peak_pss_mib']:.0f} MiB (Ray idle {entry['pss_mib_ray_idle']:.0f} MiB)")  # fmt: skip
     if postgres_sizes:
-        admin = asyncio.run(prepare_stores(settings)).endpoints.database_url
-        name = f"cidadao_bench_{uuid.uuid4().hex[:8]}"
-        dsn = _with_database(admin, name)
-        asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-        try:
+        with scratch_database(settings) as dsn:
             for n in postgres_sizes:
                 echo(f"{n:,} contracts from Postgres ...")
                 e = results["postgres"][str(n)] = _isolated(_postgres_run, n, dsn, settings.ray_address)
                 read, single, ray = (e[k]["seconds"] for k in ("read_arrow", "read_and_sweep_single",
                                                                 "read_and_sweep_ray"))  # fmt: skip
                 echo(f"  read into Arrow {read:.3f} s; read + sweep in one process {single:.3f} s, on Ray {ray:.3f} s")
-        finally:
-            asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     results["targets"] = TARGETS
     results["checks"] = _checks(results)
     out.parent.mkdir(parents=True, exist_ok=True)

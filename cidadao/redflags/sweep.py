@@ -183,31 +183,29 @@ def _agency_flags(partials: list[AgencyPartial], insufficient: dict[str, int]) -
     return out, totals.orgao
 
 
-def pass_one(table: pa.Table | Frame, side: SideData) -> PassOne:
-    """The partition-local rules, the agency rules and the chunk's price histogram (whole organs only)."""
-    frame = table if isinstance(table, Frame) else Frame.from_table(table)
+def _contract_rules(frame: Frame, side: SideData, phase: int, stats: Any) -> tuple[pa.Table, dict[str, int]]:
     flags: list[pa.Table] = []
     insufficient: dict[str, int] = {}
     for rule in CONTRACT_RULES:
-        if rule.phase == 1:
-            hits = rule.evaluate(frame, side, None)
+        if rule.phase == phase:
+            hits = rule.evaluate(frame, side, stats)
             flags.append(_contract_flags(frame, hits))
             insufficient[rule.flag] = hits.insufficient
+    return _concat(flags), insufficient
+
+
+def pass_one(table: pa.Table | Frame, side: SideData) -> PassOne:
+    """The partition-local rules, the agency rules and the chunk's price histogram (whole organs only)."""
+    frame = table if isinstance(table, Frame) else Frame.from_table(table)
+    flags, insufficient = _contract_rules(frame, side, 1, None)
     agency, organs = _agency_flags([agency_partial(frame)], insufficient)
-    return PassOne(frame.n, _concat(flags), insufficient, price_partial(frame), agency, organs)
+    return PassOne(frame.n, flags, insufficient, price_partial(frame), agency, organs)
 
 
 def pass_two(table: pa.Table | Frame, side: SideData, thresholds: PriceThresholds) -> PassTwo:
     """The rules that need statistics merged across partitions."""
     frame = table if isinstance(table, Frame) else Frame.from_table(table)
-    flags: list[pa.Table] = []
-    insufficient: dict[str, int] = {}
-    for rule in CONTRACT_RULES:
-        if rule.phase == 2:
-            hits = rule.evaluate(frame, side, thresholds)
-            flags.append(_contract_flags(frame, hits))
-            insufficient[rule.flag] = hits.insufficient
-    return PassTwo(_concat(flags), insufficient)
+    return PassTwo(*_contract_rules(frame, side, 2, thresholds))
 
 
 def sweep_chunk(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> tuple[PassOne, PassTwo]:

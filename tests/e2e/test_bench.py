@@ -1,0 +1,47 @@
+"""The benchmark commands run end to end at small sizes and write their JSON results (numbers: docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.helpers import run_cli
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_bench_quality(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "quality.json"
+    ran = run_cli("bench", "quality", "--seeds", "11,12", "--contracts", "20000", "--out", str(out), env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    assert [s["format"] for s in result["per_seed"].values()] == ["portal", "pncp"]
+    assert result["all_met"] is True and "target >= 0.95" in ran.stdout
+
+
+def test_bench_pipeline(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "pipeline.json"
+    ran = run_cli("bench", "pipeline", "--sizes", "10000", "--postgres", "10000", "--out", str(out), env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    memory, postgres = result["memory"]["10000"], result["postgres"]["10000"]
+    for key in ("single", "ray/map_reduce", "ray/scatter_gather", "ray/pipeline", "ray/round_robin", "naive_python"):
+        assert memory[key]["seconds"] > 0 and memory[key]["peak_pss_mib"] > 0
+    assert memory["naive_python"]["same_counts"] is True
+    assert postgres["read_arrow"]["seconds"] > 0 and postgres["read_and_sweep_ray"]["seconds"] > 0
+    assert "auto_time_vs_single_10000" in result["checks"]
+
+
+def test_bench_ingest(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "ingest.json"
+    ran = run_cli("bench", "ingest", "--contracts", "3000", "--out", str(out), env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    assert result["accepted"] == result["valid_rows"] > 2900 and result["ratio_vs_bare_copy"] > 0
+
+
+def test_bench_rejects_bad_sizes(cli_env: dict[str, str]) -> None:
+    ran = run_cli("bench", "pipeline", "--sizes", "10k", env=cli_env)
+    assert ran.returncode == 2 and "--sizes must be comma-separated whole numbers" in ran.stderr
