@@ -10,7 +10,7 @@ import orjson
 
 from cidadao.redflags.sweep import SweepResult
 
-__all__ = ["complete_investigation", "create_investigation", "fail_investigation"]
+__all__ = ["complete_investigation", "create_investigation", "fail_investigation", "insert_flags"]
 
 
 async def create_investigation(
@@ -27,10 +27,8 @@ async def create_investigation(
     return inv
 
 
-async def complete_investigation(
-    conn: asyncpg.Connection, inv: uuid.UUID, result: SweepResult, summary: dict[str, Any]
-) -> None:
-    """Store every flag and mark the investigation completed, in one transaction."""
+async def insert_flags(conn: asyncpg.Connection, inv: uuid.UUID, result: SweepResult) -> None:
+    """COPY every flag of ``result`` into ``flags`` (contract flags need the stored contract's id)."""
     t = result.flag_table
     contract_rows = [
         (inv, "contract", db_id, None, flag, severity, score, evidence, basis)
@@ -44,9 +42,16 @@ async def complete_investigation(
     ]
     columns = ["investigation_id", "level", "contract_id", "orgao_codigo", "flag", "severity", "score", "evidence",
                "basis"]  # fmt: skip
+    if contract_rows or agency_rows:
+        await conn.copy_records_to_table("flags", records=contract_rows + agency_rows, columns=columns)
+
+
+async def complete_investigation(
+    conn: asyncpg.Connection, inv: uuid.UUID, result: SweepResult, summary: dict[str, Any]
+) -> None:
+    """Store every flag and mark the investigation completed, in one transaction."""
     async with conn.transaction():
-        if contract_rows or agency_rows:
-            await conn.copy_records_to_table("flags", records=contract_rows + agency_rows, columns=columns)
+        await insert_flags(conn, inv, result)
         await conn.execute(
             "UPDATE investigations SET status = 'completed', progress = 1, finished_at = now(), result = $2 "
             "WHERE id = $1",
