@@ -1,1 +1,5 @@
-"""Ray actors: the agents, the agent pool and the object-store cache (built by the agent-pool issue)."""
+"""Ray actors: the agents (plain classes, wrapped once by :mod:`actors.factory`), the pool (next)."""
+
+from actors.investigator import Investigator
+
+__all__ = ["Investigator"]

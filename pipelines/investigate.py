@@ -10,11 +10,15 @@ investigation is never left half-stored.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
+import asyncpg
+
 from cidadao.errors import CidadaoError
 from cidadao.redflags.stats import merge_prices
+from cidadao.redflags.sweep import SweepResult
 from cidadao.settings import Settings
 from cidadao.storage.analysis import Scope, load_price_histogram, load_side, organ_counts
 from cidadao.storage.database import prepare_stores
@@ -24,7 +28,34 @@ from pipelines.runtime import ensure_ray
 from pipelines.strategies import Strategy
 from pipelines.sweep import sweep_postgres
 
-__all__ = ["investigate"]
+__all__ = ["investigate", "no_contracts", "sweep_scope"]
+
+
+async def sweep_scope(
+    settings: Settings, reader: asyncpg.Connection, reader_dsn: str, scope: Scope, counts: list[tuple[str, int]],
+    strategy: Strategy = "map_reduce",
+) -> tuple[SweepResult, dict[str, Any]]:  # fmt: skip
+    """Every rule over ``scope`` (whose organs and sizes are ``counts``): the result and its summary."""
+    started = time.perf_counter()
+    side = await load_side(reader)
+    thresholds = merge_prices([await load_price_histogram(reader, scope)])
+    inline_below = settings.investigate_inline_rows
+    if sum(n for _, n in counts) >= inline_below and threading.current_thread() is threading.main_thread():
+        ensure_ray(settings.ray_address)  # from the main thread when we can: Ray installs signal handlers there
+    result = await asyncio.to_thread(
+        sweep_postgres, reader_dsn, scope, counts, side, thresholds, strategy=strategy, inline_below=inline_below
+    )
+    summary = {
+        "contracts_analyzed": result.contracts_analyzed, "seconds": round(time.perf_counter() - started, 3),
+        "flag_counts": result.counts(), "insufficient": result.insufficient, "strategy": strategy,
+    }  # fmt: skip
+    return result, summary
+
+
+def no_contracts(scope: Scope) -> CidadaoError:
+    where = f"orgao {scope.orgao}" if scope.orgao else "the database"
+    year = f" in {scope.year}" if scope.year else ""
+    return CidadaoError(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
 
 
 async def investigate(
@@ -40,25 +71,11 @@ async def investigate(
     try:
         counts = await organ_counts(reader, scope)
         if not counts:
-            where = f"orgao {scope.orgao}" if scope.orgao else "the database"
-            year = f" in {scope.year}" if scope.year else ""
-            raise CidadaoError(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
+            raise no_contracts(scope)
         inv = await create_investigation(writer, scope.as_dict(), user_id)
         try:
-            side = await load_side(reader)
-            thresholds = merge_prices([await load_price_histogram(reader, scope)])
-            inline_below = settings.investigate_inline_rows
-            if sum(n for _, n in counts) >= inline_below:
-                ensure_ray(settings.ray_address)  # in the main thread: Ray installs its signal handlers there
-            result = await asyncio.to_thread(
-                sweep_postgres, replica or primary, scope, counts, side, thresholds, strategy=strategy,
-                inline_below=inline_below,
-            )  # fmt: skip
-            seconds = round(time.perf_counter() - started, 3)
-            summary = {
-                "contracts_analyzed": result.contracts_analyzed, "seconds": seconds, "flag_counts": result.counts(),
-                "insufficient": result.insufficient, "strategy": strategy,
-            }  # fmt: skip
+            result, summary = await sweep_scope(settings, reader, replica or primary, scope, counts, strategy)
+            seconds = summary["seconds"] = round(time.perf_counter() - started, 3)
             await complete_investigation(writer, inv, result, summary)
         except BaseException as exc:
             await asyncio.shield(fail_investigation(writer, inv, f"{type(exc).__name__}: {exc}"))

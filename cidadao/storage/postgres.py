@@ -61,13 +61,17 @@ async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
         raise StoreError(f"cannot connect to Postgres: {exc}") from exc
 
 
-async def create_pool(dsn: str, settings: Settings, **kwargs: Any) -> asyncpg.Pool:
-    """The asyncpg pool, sized by ``DB_POOL_SIZE``."""
+async def create_pool(
+    dsn: str, settings: Settings, *, min_size: int | None = None, max_size: int | None = None, **kwargs: Any
+) -> asyncpg.Pool:
+    """The asyncpg pool, sized by ``DB_POOL_SIZE`` unless ``max_size`` says otherwise (one agent's small pool)."""
+    high = settings.db_pool_size if max_size is None else max_size
+    low = min(settings.db_pool_min_size if min_size is None else min_size, high)
     try:
         pool = await asyncpg.create_pool(
             dsn,
-            min_size=min(settings.db_pool_min_size, settings.db_pool_size),
-            max_size=settings.db_pool_size,
+            min_size=low,
+            max_size=high,
             command_timeout=settings.db_command_timeout,
             **kwargs,
         )

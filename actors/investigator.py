@@ -1,0 +1,117 @@
+"""The ``Investigator`` agent: takes investigations from the durable queue and runs the red-flag engine.
+
+A plain class (the pool wraps it as a Ray actor through :func:`actors.factory.actor_class`), so unit tests
+drive it directly. One ``work_one`` call: claim the oldest queued investigation under a lease, renew the lease
+while the sweep runs (recording progress, noticing cancellation), then complete it — fenced by the attempt
+number, so if this agent was presumed dead and its work handed over, nothing it does afterwards lands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from typing import Any
+
+import asyncpg
+
+from cidadao.settings import Settings
+from cidadao.storage import queue
+from cidadao.storage.analysis import Scope, organ_counts
+from cidadao.storage.database import prepare_stores
+from cidadao.storage.postgres import create_pool
+from pipelines.investigate import no_contracts, sweep_scope
+
+__all__ = ["Investigator"]
+
+
+class Investigator:
+    """Claims, runs and completes investigations; answers health checks with what it is doing."""
+
+    kind = "investigator"
+
+    def __init__(
+        self, settings: Settings, name: str | None = None, *, lease_seconds: float = 30.0, max_attempts: int = 3
+    ) -> None:
+        self.settings = settings
+        self.name = name or f"investigator-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.max_attempts = max_attempts
+        self.started_at = time.time()
+        self.tasks_done = 0
+        self.current: uuid.UUID | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._dsn = ""
+        self._reader_dsn = ""
+
+    async def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            prepared = await prepare_stores(self.settings)
+            self._dsn = prepared.endpoints.database_url
+            replica = self.settings.read_replica_url
+            self._reader_dsn = replica.get_secret_value() if replica else self._dsn
+            self._pool = await create_pool(self._dsn, self.settings, min_size=1, max_size=3)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def health(self) -> dict[str, Any]:
+        """Cheap, no I/O: answered even while an investigation runs (the actor serves it in its own
+        concurrency group)."""
+        return {
+            "name": self.name, "kind": self.kind, "pid": os.getpid(), "busy": self.current is not None,
+            "investigation": str(self.current) if self.current else None, "tasks_done": self.tasks_done,
+            "uptime_s": round(time.time() - self.started_at, 1),
+        }  # fmt: skip
+
+    async def work_one(self) -> dict[str, Any] | None:
+        """Run the oldest queued investigation to its end; None when the queue is empty."""
+        pool = await self._db()
+        async with pool.acquire() as conn:
+            await queue.requeue_expired(conn)
+            claim = await queue.claim(conn, self.name, self.lease_seconds)
+        if claim is None:
+            return None
+        self.current = claim.id
+        try:
+            status = await self._run(pool, claim)
+        finally:
+            self.current = None
+            self.tasks_done += 1
+        return {"id": str(claim.id), "attempt": claim.attempt, "status": status, "agent": self.name}
+
+    async def _run(self, pool: asyncpg.Pool, claim: queue.Claim) -> str | None:
+        cancelled = asyncio.Event()
+        renewer = asyncio.create_task(self._renew(pool, claim, cancelled))
+        try:
+            scope = Scope(claim.scope.get("orgao"), claim.scope.get("year"))
+            async with pool.acquire() as conn:
+                counts = await organ_counts(conn, scope)
+                if not counts:
+                    raise no_contracts(scope)
+                result, summary = await sweep_scope(self.settings, conn, self._reader_dsn, scope, counts)
+            async with pool.acquire() as conn:
+                if cancelled.is_set():
+                    return await queue.fail(conn, claim, "cancelled on request", max_attempts=self.max_attempts)
+                return "completed" if await queue.complete(conn, claim, result, summary) else None
+        except Exception as exc:  # the attempt failed: recorded, retried by the queue while attempts remain
+            async with pool.acquire() as conn:
+                return await queue.fail(conn, claim, f"{type(exc).__name__}: {exc}", max_attempts=self.max_attempts)
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewer
+
+    async def _renew(self, pool: asyncpg.Pool, claim: queue.Claim, cancelled: asyncio.Event) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)  # a lease renewal period, not a wait for a condition
+            async with pool.acquire() as conn:
+                lease = await queue.extend_lease(conn, claim, self.lease_seconds)
+            if lease.cancel_requested or not lease.held:
+                cancelled.set()
+                return

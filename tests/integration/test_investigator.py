@@ -1,0 +1,125 @@
+"""The Investigator agent as a plain class on real Postgres: it empties the queue, completes each
+investigation once, and a lost claim stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import pytest
+import ray
+from ray.exceptions import RayActorError
+
+from actors import Investigator
+from actors.factory import actor_class
+from cidadao.settings import Settings
+from cidadao.storage import queue
+from tests.integration.test_investigation_sweep import _store
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_agent_runs_queued_investigations_to_completion(
+    db: asyncpg.Connection, store_settings: Settings
+) -> None:
+    await _store(db, 21, 3000)
+    everything = await queue.submit(db, {"all": True, "year": None}, idempotency_key="inv-all")
+    one_organ = await queue.submit(db, {"orgao": "36000", "year": 2023})
+    nothing = await queue.submit(db, {"orgao": "99999", "year": None})
+    agent = Investigator(store_settings, "investigator-test", lease_seconds=30, max_attempts=1)
+    try:
+        assert (await agent.health())["busy"] is False
+        done = [await agent.work_one() for _ in range(3)]
+        assert await agent.work_one() is None  # the queue is empty
+    finally:
+        await agent.close()
+    assert [d["status"] for d in done if d] == ["completed", "completed", "failed"]
+    assert (await agent.health())["tasks_done"] == 3
+    for inv in (everything.id, one_organ.id):
+        row = await queue.get_investigation(db, inv)
+        assert row is not None and row["status"] == "completed" and row["attempts"] == 1 and row["flags"] > 0
+        assert row["result"]["contracts_analyzed"] > 0
+    failed = await queue.get_investigation(db, nothing.id)
+    assert failed is not None and "no contracts in orgao 99999" in failed["error"]
+    # the whole-database investigation saw every contract
+    full = await queue.get_investigation(db, everything.id)
+    assert full is not None and full["result"]["contracts_analyzed"] == 3000
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str, polls: int = 1500) -> None:
+    """Poll ``check`` every 20 ms until it holds; fail after ``polls`` polls (30 s by default)."""
+    for _ in range(polls):
+        if await check():
+            return
+        await asyncio.sleep(0.02)  # the interval between two polls of a bounded wait
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _flags(db: asyncpg.Connection, inv: uuid.UUID) -> list[tuple[Any, ...]]:
+    rows = await db.fetch(
+        """SELECT c.source_id, f.orgao_codigo, f.flag, f.severity, f.score, f.evidence FROM flags f
+           LEFT JOIN contracts c ON c.id = f.contract_id WHERE f.investigation_id = $1""",
+        inv,
+    )
+    return sorted(tuple(r) for r in rows)
+
+
+@pytest.mark.usefixtures("local_ray")
+async def test_an_agent_killed_mid_investigation_loses_nothing(
+    db: asyncpg.Connection, database_url: str, store_settings: Settings
+) -> None:
+    await _store(db, 22, 3000)
+    scope = {"all": True, "year": None}
+    baseline = await queue.submit(db, scope)
+    plain = Investigator(store_settings, "investigator-baseline")
+    try:
+        assert (await plain.work_one() or {}).get("status") == "completed"
+    finally:
+        await plain.close()
+    expected = await _flags(db, baseline.id)
+
+    inv = (await queue.submit(db, scope)).id
+    locker = await asyncpg.connect(database_url)  # holds the agent mid-investigation: it waits on this lock
+    hold = locker.transaction()
+    await hold.start()
+    await locker.execute("LOCK TABLE sanctions IN ACCESS EXCLUSIVE MODE")
+    agent = (
+        actor_class(Investigator)
+        .options(name="investigator-doomed")
+        .remote(store_settings, "investigator-doomed", lease_seconds=3)
+    )
+    health = agent.health.options(concurrency_group="health")
+    pid = (await health.remote())["pid"]
+    work = agent.work_one.options(concurrency_group="work").remote()
+
+    async def claimed() -> bool:
+        return await db.fetchval("SELECT claimed_by FROM investigations WHERE id = $1", inv) == "investigator-doomed"
+
+    await _eventually(claimed, "the agent to claim the investigation")
+    busy = await health.remote()  # answered while the agent is stuck in its work
+    assert busy["busy"] and busy["investigation"] == str(inv)
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(RayActorError):
+        await work
+    await hold.rollback()
+    await locker.close()
+    ray.kill(agent)
+
+    async def lease_expired() -> bool:
+        return bool(await db.fetchval("SELECT lease_until < now() FROM investigations WHERE id = $1", inv))
+
+    await _eventually(lease_expired, "the dead agent's lease to run out")
+    survivor = Investigator(store_settings, "investigator-survivor")
+    try:
+        done = await survivor.work_one()  # requeues the expired claim, takes it over, completes it
+    finally:
+        await survivor.close()
+    assert done is not None and done["id"] == str(inv) and done["attempt"] == 2 and done["status"] == "completed"
+    row = await queue.get_investigation(db, inv)
+    assert row is not None and row["status"] == "completed" and row["attempts"] == 2
+    assert await _flags(db, inv) == expected  # complete, identical, not duplicated
