@@ -16,6 +16,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+import psutil
 
 from cidadao.settings import Settings
 from cidadao.storage import queue
@@ -67,6 +68,7 @@ class Investigator:
             "name": self.name, "kind": self.kind, "pid": os.getpid(), "busy": self.current is not None,
             "investigation": str(self.current) if self.current else None, "tasks_done": self.tasks_done,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
         }  # fmt: skip
 
     async def work_one(self) -> dict[str, Any] | None:
