@@ -17,6 +17,7 @@ from ray.exceptions import RayActorError
 
 from actors import Investigator
 from actors.factory import actor_class
+from actors.pool import AgentPool, PoolConfig, RayBackend
 from cidadao.settings import Settings
 from cidadao.storage import queue
 from tests.integration.test_investigation_sweep import _store
@@ -123,3 +124,36 @@ async def test_an_agent_killed_mid_investigation_loses_nothing(
     row = await queue.get_investigation(db, inv)
     assert row is not None and row["status"] == "completed" and row["attempts"] == 2
     assert await _flags(db, inv) == expected  # complete, identical, not duplicated
+
+
+@pytest.mark.usefixtures("local_ray")
+async def test_a_pool_of_investigator_actors_works_the_queue_and_replaces_the_dead(
+    db: asyncpg.Connection, store_settings: Settings
+) -> None:
+    await _store(db, 23, 2000)
+    submitted = [(await queue.submit(db, {"orgao": o, "year": None})).id for o in ("26000", "26101", "36000")]
+    config = PoolConfig(min=2, max=2, health_timeout=5.0)
+    pool = AgentPool(RayBackend({"investigator": Investigator}, store_settings), {"investigator": config})
+    await pool.start(watchdog=False)
+    try:
+        names = pool.stats()["kinds"]["investigator"]["names"]
+        assert names == ["cidadao-investigator-1", "cidadao-investigator-2"]
+        assert ray.get_actor(names[0], namespace="cidadao") is not None  # named: the dashboard shows them
+
+        async def one() -> dict[str, Any] | None:
+            async with pool.acquire("investigator") as agent:
+                return await agent.work_one.options(concurrency_group="work").remote()  # type: ignore[no-any-return]
+
+        done = await asyncio.gather(*(one() for _ in range(3)))
+        assert sorted(d["id"] for d in done if d) == sorted(str(i) for i in submitted)
+        assert {d["status"] for d in done if d} == {"completed"}
+
+        async with pool.acquire("investigator") as victim:
+            pid = (await victim.health.options(concurrency_group="health").remote())["pid"]
+        os.kill(pid, signal.SIGKILL)
+        await pool.check()  # the watchdog's round: the dead agent does not answer and is replaced
+        stats = pool.stats()
+        assert stats["kinds"]["investigator"]["agents"] == 2 and stats["events"]["replaced"] >= 1
+        assert "cidadao-investigator-3" in stats["kinds"]["investigator"]["names"]
+    finally:
+        await pool.close()
