@@ -80,7 +80,11 @@ class Settings(BaseSettings):
     # --- runtime -------------------------------------------------------------------------------
     api_keys: SecretStr | None = Field(None, validation_alias=_own("API_KEYS"))
     ray_address: str | None = Field(None, validation_alias=_own("RAY_ADDRESS"))
+    # an OpenAI-compatible chat completions URL; unset: reports are written from templates
     llm_endpoint: str | None = Field(None, validation_alias=_own("LLM_ENDPOINT"))
+    llm_model: str = Field("default", min_length=1, validation_alias=_own("LLM_MODEL"))
+    llm_api_key: SecretStr | None = Field(None, validation_alias=_own("LLM_API_KEY"))
+    llm_timeout: float = Field(20.0, gt=0, validation_alias=_own("LLM_TIMEOUT"))
     host: str = Field("127.0.0.1", validation_alias=_own("HOST"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_own("PORT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", validation_alias=_own("LOG_LEVEL"))
