@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 import psutil
 
+from cidadao.errors import EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
 from cidadao.storage.analysis import Scope, organ_counts
@@ -102,8 +103,9 @@ class Investigator:
                     return await queue.fail(conn, claim, "cancelled on request", max_attempts=self.max_attempts)
                 return "completed" if await queue.complete(conn, claim, result, summary) else None
         except Exception as exc:  # the attempt failed: recorded, retried by the queue while attempts remain
+            attempts = claim.attempt if isinstance(exc, EmptyScope) else self.max_attempts  # retrying cannot help
             async with pool.acquire() as conn:
-                return await queue.fail(conn, claim, f"{type(exc).__name__}: {exc}", max_attempts=self.max_attempts)
+                return await queue.fail(conn, claim, f"{type(exc).__name__}: {exc}", max_attempts=attempts)
         finally:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,7 @@ the whole family or one branch::
     ├── InputFormatError       a file is not what it claims to be (one clear line, the file named)
     ├── IngestError            a batch could not be stored (the batch was rolled back)
     ├── FetchError             a live source kept failing after bounded retries
+    ├── EmptyScope             an investigation's scope holds no contracts (retrying cannot help)
     └── PartitionsFailed       parallel work failed on some partitions after retries (names them)
 
 Row-level problems are *not* exceptions: a bad row becomes a :class:`cidadao.contracts.validation.Rejection`
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "CidadaoError",
     "ConfigError",
+    "EmptyScope",
     "FetchError",
     "IngestError",
     "InputFormatError",
@@ -78,3 +80,7 @@ class PartitionsFailed(CidadaoError):
         shown = "; ".join(named[:10]) + (f"; and {len(named) - 10} more" if len(named) > 10 else "")
         first = next(iter(self.failed.values()), "")
         super().__init__(f"{len(self.failed)} of {total} partitions failed after retries ({shown}): {first}")
+
+
+class EmptyScope(CidadaoError):
+    """An investigation's scope (organ, year) holds no contracts."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from cidadao.errors import CidadaoError
+from cidadao.errors import EmptyScope
 from cidadao.redflags.stats import merge_prices
 from cidadao.redflags.sweep import SweepResult
 from cidadao.settings import Settings
@@ -52,10 +52,10 @@ async def sweep_scope(
     return result, summary
 
 
-def no_contracts(scope: Scope) -> CidadaoError:
+def no_contracts(scope: Scope) -> EmptyScope:
     where = f"orgao {scope.orgao}" if scope.orgao else "the database"
     year = f" in {scope.year}" if scope.year else ""
-    return CidadaoError(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
+    return EmptyScope(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
 
 
 async def investigate(

@@ -32,7 +32,7 @@ async def test_the_agent_runs_queued_investigations_to_completion(
     everything = await queue.submit(db, {"all": True, "year": None}, idempotency_key="inv-all")
     one_organ = await queue.submit(db, {"orgao": "36000", "year": 2023})
     nothing = await queue.submit(db, {"orgao": "99999", "year": None})
-    agent = Investigator(store_settings, "investigator-test", lease_seconds=30, max_attempts=1)
+    agent = Investigator(store_settings, "investigator-test", lease_seconds=30, max_attempts=3)
     try:
         assert (await agent.health())["busy"] is False
         done = [await agent.work_one() for _ in range(3)]
@@ -47,6 +47,7 @@ async def test_the_agent_runs_queued_investigations_to_completion(
         assert row["result"]["contracts_analyzed"] > 0
     failed = await queue.get_investigation(db, nothing.id)
     assert failed is not None and "no contracts in orgao 99999" in failed["error"]
+    assert failed["status"] == "failed" and failed["attempts"] == 1  # an empty scope is not retried
     # the whole-database investigation saw every contract
     full = await queue.get_investigation(db, everything.id)
     assert full is not None and full["result"]["contracts_analyzed"] == 3000
