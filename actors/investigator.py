@@ -25,6 +25,7 @@ from cidadao.storage.analysis import Scope, organ_counts
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.postgres import create_pool
 from pipelines.investigate import no_contracts, sweep_scope
+from pipelines.strategies import Strategy
 
 __all__ = ["Investigator"]
 
@@ -35,9 +36,11 @@ class Investigator:
     kind = "investigator"
 
     def __init__(
-        self, settings: Settings, name: str | None = None, *, lease_seconds: float = 30.0, max_attempts: int = 3
-    ) -> None:
+        self, settings: Settings, name: str | None = None, *, lease_seconds: float = 30.0, max_attempts: int = 3,
+        strategy: Strategy = "map_reduce",
+    ) -> None:  # fmt: skip
         self.settings = settings
+        self.strategy = strategy
         self.name = name or f"investigator-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.max_attempts = max_attempts
@@ -97,7 +100,7 @@ class Investigator:
                 counts = await organ_counts(conn, scope)
                 if not counts:
                     raise no_contracts(scope)
-                result, summary = await sweep_scope(self.settings, conn, self._reader_dsn, scope, counts)
+                result, summary = await sweep_scope(self.settings, conn, self._reader_dsn, scope, counts, self.strategy)
             async with pool.acquire() as conn:
                 if cancelled.is_set():
                     return await queue.fail(conn, claim, "cancelled on request", max_attempts=self.max_attempts)

@@ -61,6 +61,7 @@ class PoolConfig:
 class AgentBackend(Protocol):
     async def start(self, kind: str, name: str) -> Any: ...
     async def health(self, handle: Any) -> dict[str, Any]: ...
+    async def call(self, handle: Any, method: str, *args: Any, **kwargs: Any) -> Any: ...
     async def stop(self, handle: Any) -> None: ...
 
 
@@ -75,6 +76,9 @@ class LocalBackend:
 
     async def health(self, handle: Any) -> dict[str, Any]:
         return await handle.health()  # type: ignore[no-any-return]
+
+    async def call(self, handle: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(handle, method)(*args, **kwargs)
 
     async def stop(self, handle: Any) -> None:
         close = getattr(handle, "close", None)
@@ -97,6 +101,9 @@ class RayBackend:
 
     async def health(self, handle: Any) -> dict[str, Any]:
         return await handle.health.options(concurrency_group="health").remote()  # type: ignore[no-any-return]
+
+    async def call(self, handle: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await getattr(handle, method).options(concurrency_group="work").remote(*args, **kwargs)
 
     async def stop(self, handle: Any) -> None:
         import ray

@@ -225,7 +225,7 @@ def investigate(
     ),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Run every red-flag rule over an organ (or all) on Ray; store the investigation and its flags."""
+    """Run every red-flag rule over an organ (or all): queued, run by an investigator agent, stored with its flags."""
     from cidadao.storage.analysis import Scope
 
     if (orgao is None) == (not all_):
@@ -235,9 +235,9 @@ def investigate(
     if strategy not in ("map_reduce", "scatter_gather", "pipeline", "round_robin"):
         _fail(f"--strategy must be map_reduce, scatter_gather, pipeline or round_robin, not {strategy!r}")
     settings = _settings()
-    from pipelines.investigate import investigate as run_investigation
+    from actors.runtime import investigate_once
 
-    result = _run(run_investigation(settings, Scope(orgao, year), strategy=strategy))  # type: ignore[arg-type]
+    result = _run(investigate_once(settings, Scope(orgao, year).as_dict(), strategy=strategy))
     if as_json:
         _emit_json(result)
         return

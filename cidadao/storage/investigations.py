@@ -1,4 +1,4 @@
-"""Investigations and their flags in Postgres: created running, then completed (flags stored) or failed."""
+"""Investigations' flags in Postgres: stored in one COPY, read back in the ``cidadao investigate --json`` shape."""
 
 from __future__ import annotations
 
@@ -10,21 +10,7 @@ import orjson
 
 from cidadao.redflags.sweep import SweepResult
 
-__all__ = ["complete_investigation", "create_investigation", "fail_investigation", "insert_flags"]
-
-
-async def create_investigation(
-    conn: asyncpg.Connection, scope: dict[str, Any], user_id: str | None = None
-) -> uuid.UUID:
-    """A new investigation, status ``running``."""
-    inv = uuid.uuid4()
-    await conn.execute(
-        "INSERT INTO investigations (id, status, user_id, scope, started_at) VALUES ($1, 'running', $2, $3, now())",
-        inv,
-        user_id,
-        orjson.dumps(scope).decode(),
-    )
-    return inv
+__all__ = ["insert_flags", "load_result"]
 
 
 async def insert_flags(conn: asyncpg.Connection, inv: uuid.UUID, result: SweepResult) -> None:
@@ -46,21 +32,32 @@ async def insert_flags(conn: asyncpg.Connection, inv: uuid.UUID, result: SweepRe
         await conn.copy_records_to_table("flags", records=contract_rows + agency_rows, columns=columns)
 
 
-async def complete_investigation(
-    conn: asyncpg.Connection, inv: uuid.UUID, result: SweepResult, summary: dict[str, Any]
-) -> None:
-    """Store every flag and mark the investigation completed, in one transaction."""
-    async with conn.transaction():
-        await insert_flags(conn, inv, result)
-        await conn.execute(
-            "UPDATE investigations SET status = 'completed', progress = 1, finished_at = now(), result = $2 "
-            "WHERE id = $1",
-            inv,
-            orjson.dumps(summary).decode(),
-        )
-
-
-async def fail_investigation(conn: asyncpg.Connection, inv: uuid.UUID, error: str) -> None:
-    await conn.execute(
-        "UPDATE investigations SET status = 'failed', finished_at = now(), error = $2 WHERE id = $1", inv, error[:2000]
+async def load_result(conn: asyncpg.Connection, inv: uuid.UUID) -> dict[str, Any] | None:
+    """A completed investigation in the ``cidadao investigate --json`` shape, read back from its rows."""
+    row = await conn.fetchrow("SELECT id, scope, status, result, error FROM investigations WHERE id = $1", inv)
+    if row is None:
+        return None
+    summary = orjson.loads(row["result"]) if row["result"] is not None else {}
+    flags = await conn.fetch(
+        """SELECT c.source_id AS contract_id, f.flag, f.severity, f.score, f.evidence, f.basis
+             FROM flags f JOIN contracts c ON c.id = f.contract_id
+            WHERE f.investigation_id = $1 AND f.level = 'contract' ORDER BY c.source_id, f.flag, c.id""",
+        inv,
     )
+    agency = await conn.fetch(
+        """SELECT orgao_codigo AS orgao, flag, severity, score, evidence, basis FROM flags
+            WHERE investigation_id = $1 AND level = 'agency' ORDER BY orgao_codigo, flag""",
+        inv,
+    )
+
+    def as_dict(r: asyncpg.Record) -> dict[str, Any]:
+        out = dict(r)
+        out["evidence"] = orjson.loads(out["evidence"])
+        return out
+
+    return {
+        "investigation_id": str(row["id"]), "status": row["status"], "error": row["error"],
+        "scope": orjson.loads(row["scope"]), "contracts_analyzed": summary.get("contracts_analyzed", 0),
+        "seconds": summary.get("seconds"), "flags": [as_dict(r) for r in flags],
+        "agency_flags": [as_dict(r) for r in agency], "insufficient": summary.get("insufficient", {}),
+    }  # fmt: skip

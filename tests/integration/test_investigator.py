@@ -17,7 +17,8 @@ from ray.exceptions import RayActorError
 
 from actors import Investigator
 from actors.factory import actor_class
-from actors.pool import AgentPool, PoolConfig, RayBackend
+from actors.pool import AgentPool, LocalBackend, PoolConfig, RayBackend
+from actors.runtime import AgentRuntime
 from cidadao.settings import Settings
 from cidadao.storage import queue
 from tests.integration.test_investigation_sweep import _store
@@ -138,7 +139,7 @@ async def test_a_pool_of_investigator_actors_works_the_queue_and_replaces_the_de
     await pool.start(watchdog=False)
     try:
         names = pool.stats()["kinds"]["investigator"]["names"]
-        assert names == ["cidadao-investigator-1", "cidadao-investigator-2"]
+        assert sorted(names) == ["cidadao-investigator-1", "cidadao-investigator-2"]
         assert ray.get_actor(names[0], namespace="cidadao") is not None  # named: the dashboard shows them
 
         async def one() -> dict[str, Any] | None:
@@ -158,3 +159,33 @@ async def test_a_pool_of_investigator_actors_works_the_queue_and_replaces_the_de
         assert "cidadao-investigator-3" in stats["kinds"]["investigator"]["names"]
     finally:
         await pool.close()
+
+
+async def test_a_restarted_runtime_resumes_queued_and_running_investigations(
+    db: asyncpg.Connection, store_settings: Settings
+) -> None:
+    await _store(db, 24, 2000)
+    running = (await queue.submit(db, {"orgao": "26000", "year": None})).id
+    queued = (await queue.submit(db, {"orgao": "52111", "year": None})).id
+    claim = await queue.claim(db, "agent-of-a-runtime-that-died", 30)
+    assert claim is not None and claim.id == running
+    await db.execute("UPDATE investigations SET lease_until = now() - interval '1 second' WHERE id = $1", running)
+
+    backend = LocalBackend({"investigator": lambda name: Investigator(store_settings, name)})
+    runtime = AgentRuntime(store_settings, backend, {"investigator": PoolConfig(min=1, max=2)}, poll_s=0.2)
+    await runtime.start()
+    try:
+        assert runtime.resumed == [running]
+        first = await runtime.wait(running, 60)
+        second = await runtime.wait(queued, 60)
+        later = await runtime.submit({"orgao": "36000", "year": 2024}, idempotency_key="later")
+        again = await runtime.submit({"orgao": "36000", "year": 2024}, idempotency_key="later")
+        third = await runtime.wait(later.id, 60)
+    finally:
+        await runtime.stop()
+    assert again.id == later.id and not again.created
+    assert [r["status"] for r in (first, second, third)] == ["completed"] * 3
+    assert first["scope"] == {"orgao": "26000", "year": None} and first["contracts_analyzed"] > 0
+    assert all(f["flag"] and f["evidence"] for f in first["flags"])
+    row = await queue.get_investigation(db, running)
+    assert row is not None and row["attempts"] == 2
