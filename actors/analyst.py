@@ -19,10 +19,9 @@ from typing import Any
 
 import asyncpg
 
+from actors._database import AgentDatabase
 from cidadao.settings import Settings
 from cidadao.storage.analysis import Scope
-from cidadao.storage.database import prepare_stores
-from cidadao.storage.postgres import create_pool
 
 __all__ = ["Analyst"]
 
@@ -36,20 +35,10 @@ class Analyst:
         self.settings = settings
         self.name = name or f"analyst-{uuid.uuid4().hex[:8]}"
         self.tasks_done = 0
-        self._pool: asyncpg.Pool | None = None
-
-    async def _db(self) -> asyncpg.Pool:
-        if self._pool is None:
-            prepared = await prepare_stores(self.settings)
-            replica = self.settings.read_replica_url
-            dsn = replica.get_secret_value() if replica else prepared.endpoints.database_url
-            self._pool = await create_pool(dsn, self.settings, min_size=1, max_size=2)
-        return self._pool
+        self._database = AgentDatabase(settings, read_only=True, max_size=2)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._database.close()
 
     async def health(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "pid": os.getpid(), "tasks_done": self.tasks_done}
@@ -60,7 +49,7 @@ class Analyst:
         """Every view of ``scope`` (``{"orgao": ..., "year": ...}``; no ``orgao``: all organs)."""
         s = Scope(scope.get("orgao"), scope.get("year"))
         where, args = s.where()
-        pool = await self._db()
+        pool = await self._database.pool()
         async with pool.acquire() as conn:
             out = {
                 "scope": s.as_dict(),

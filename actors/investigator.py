@@ -18,12 +18,11 @@ from typing import Any
 import asyncpg
 import psutil
 
+from actors._database import AgentDatabase
 from cidadao.errors import EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
 from cidadao.storage.analysis import Scope, organ_counts
-from cidadao.storage.database import prepare_stores
-from cidadao.storage.postgres import create_pool
 from pipelines.investigate import no_contracts, sweep_scope
 from pipelines.strategies import Strategy
 
@@ -47,23 +46,10 @@ class Investigator:
         self.started_at = time.time()
         self.tasks_done = 0
         self.current: uuid.UUID | None = None
-        self._pool: asyncpg.Pool | None = None
-        self._dsn = ""
-        self._reader_dsn = ""
-
-    async def _db(self) -> asyncpg.Pool:
-        if self._pool is None:
-            prepared = await prepare_stores(self.settings)
-            self._dsn = prepared.endpoints.database_url
-            replica = self.settings.read_replica_url
-            self._reader_dsn = replica.get_secret_value() if replica else self._dsn
-            self._pool = await create_pool(self._dsn, self.settings, min_size=1, max_size=3)
-        return self._pool
+        self._database = AgentDatabase(settings, read_only=False, max_size=3)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        await self._database.close()
 
     async def health(self) -> dict[str, Any]:
         """Cheap, no I/O: answered even while an investigation runs (the actor serves it in its own
@@ -77,7 +63,7 @@ class Investigator:
 
     async def work_one(self) -> dict[str, Any] | None:
         """Run the oldest queued investigation to its end; None when the queue is empty."""
-        pool = await self._db()
+        pool = await self._database.pool()
         async with pool.acquire() as conn:
             await queue.requeue_expired(conn)
             claim = await queue.claim(conn, self.name, self.lease_seconds)
@@ -100,7 +86,9 @@ class Investigator:
                 counts = await organ_counts(conn, scope)
                 if not counts:
                     raise no_contracts(scope)
-                result, summary = await sweep_scope(self.settings, conn, self._reader_dsn, scope, counts, self.strategy)
+                result, summary = await sweep_scope(
+                    self.settings, conn, self._database.reader_dsn, scope, counts, self.strategy
+                )
             async with pool.acquire() as conn:
                 if cancelled.is_set():
                     return await queue.fail(conn, claim, "cancelled on request", max_attempts=self.max_attempts)
