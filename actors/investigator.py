@@ -46,10 +46,12 @@ class Investigator:
         self.started_at = time.time()
         self.tasks_done = 0
         self.current: uuid.UUID | None = None
-        self._database = AgentDatabase(settings, read_only=False, max_size=3)
+        self._database = AgentDatabase(settings, read_only=False, max_size=2)  # the queue, on the primary
+        self._reads = AgentDatabase(settings, read_only=True, max_size=1)  # the scope, from the replica if any
 
     async def close(self) -> None:
         await self._database.close()
+        await self._reads.close()
 
     async def health(self) -> dict[str, Any]:
         """Cheap, no I/O: answered even while an investigation runs (the actor serves it in its own
@@ -82,12 +84,12 @@ class Investigator:
         renewer = asyncio.create_task(self._renew(pool, claim, cancelled))
         try:
             scope = Scope(claim.scope.get("orgao"), claim.scope.get("year"))
-            async with pool.acquire() as conn:
+            async with (await self._reads.pool()).acquire() as conn:  # the read replica when configured
                 counts = await organ_counts(conn, scope)
                 if not counts:
                     raise no_contracts(scope)
                 result, summary = await sweep_scope(
-                    self.settings, conn, self._database.reader_dsn, scope, counts, self.strategy
+                    self.settings, conn, self._reads.reader_dsn, scope, counts, self.strategy
                 )
             async with pool.acquire() as conn:
                 if cancelled.is_set():
