@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import threading
 import time
@@ -35,14 +34,12 @@ from typing import Any
 import orjson
 import psutil
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from bench.scratch import scratch_database
 from cidadao.contracts.synthetic_tables import generate_tables
 from cidadao.redflags import SideData, sweep_table
 from cidadao.settings import Settings
-from cidadao.storage.analysis import Scope, load_contracts, load_side
+from cidadao.storage.analysis import Scope, load_contracts, load_side, store_tables
 from cidadao.storage.postgres import apply_migrations, connect
 from pipelines.strategies import Strategy
 
@@ -111,43 +108,10 @@ async def _populate(dsn: str, table: pa.Table, side: SideData) -> None:
     try:
         await apply_migrations(conn)
         await conn.execute("TRUNCATE flags, investigations, contracts, sanctions, suppliers RESTART IDENTITY")
-        n = table.num_rows
-        contracts = pa.table(
-            {
-                "source": pa.array(["portal"] * n), "source_id": table["contract_id"],
-                "orgao_codigo": table["orgao"], "ug_codigo": table["ug"], "object_class": table["object_class"],
-                "modalidade": table["modalidade"], "signed_on": table["signed_on"],
-                "initial_value": table["initial_value"], "final_value": table["final_value"],
-                "supplier_document": table["supplier"], "raw": pa.array(["{}"] * n),
-            }
-        )  # fmt: skip
-        await _copy(conn, "contracts", contracts)
-        s = side.sanctions
-        sanctions = pa.table(
-            {
-                "registry": s["registry"], "source_id": pa.array([str(i) for i in range(s.num_rows)]),
-                "document": s["document"], "sanction_type": s["sanction_type"],
-                "bars_contracting": s["bars_contracting"], "starts_on": s["starts_on"], "ends_on": s["ends_on"],
-                "raw": pa.array(["{}"] * s.num_rows),
-            }
-        )  # fmt: skip
-        await _copy(conn, "sanctions", sanctions)
-        r = side.registry.filter(pc.is_valid(side.registry["document"]))
-        suppliers = pa.table(
-            {"document": r["document"], "kind": pa.array(["PJ"] * r.num_rows), "opening_date": r["opening_date"],
-             "registry_status": r["registry_status"]}
-        )  # fmt: skip
-        await _copy(conn, "suppliers", suppliers)
+        await store_tables(conn, table, side)
         await conn.execute("ANALYZE contracts")
     finally:
         await conn.close()
-
-
-async def _copy(conn: Any, name: str, table: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buffer.seek(0)
-    await conn.copy_to_table(name, source=buffer, columns=table.column_names, format="csv", null="")
 
 
 async def _load(dsn: str) -> tuple[pa.Table, SideData]:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import os
 import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 CIDADAO = [sys.executable, "-m", "cidadao"]
@@ -76,6 +79,21 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60, interval: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
         threading.Event().wait(interval)  # the interval between two polls of a bounded wait
+
+
+async def eventually(
+    condition: Callable[[], bool | Awaitable[bool]], what: str, timeout_s: float = 30, interval: float = 0.01
+) -> None:
+    """The asyncio twin of :func:`wait_until`: poll ``condition`` (sync or async) until true, or fail."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if await result if inspect.isawaitable(result) else result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        with contextlib.suppress(TimeoutError):  # the interval between two polls of a bounded wait
+            await asyncio.wait_for(asyncio.Event().wait(), interval)
 
 
 def pid_alive(pid: int) -> bool:

@@ -74,10 +74,7 @@ class Frame:
         if self.table["signed_on"].null_count:
             raise ValueError("signed_on must be present on every contract")
         self.n: int = self.table.num_rows
-
-    @classmethod
-    def from_table(cls, table: pa.Table) -> Frame:
-        return cls(table)
+        self._columns: dict[str, pa.Array] = {}
 
     @cached_property
     def day(self) -> I64:
@@ -99,15 +96,15 @@ class Frame:
 
     @cached_property
     def initial(self) -> F64:
-        return _floats(self.table["initial_value"])
+        return _floats(self.column("initial_value"))
 
     @cached_property
     def final(self) -> F64:
-        return _floats(self.table["final_value"])
+        return _floats(self.column("final_value"))
 
     @cached_property
     def _orgao(self) -> tuple[I64, list[str]]:
-        return codes_of(self.table["orgao"])
+        return codes_of(self.column("orgao"))
 
     @property
     def orgao(self) -> I64:
@@ -119,11 +116,11 @@ class Frame:
 
     @cached_property
     def ug(self) -> I64:
-        return codes_of(self.table["ug"])[0]
+        return codes_of(self.column("ug"))[0]
 
     @cached_property
     def _cls(self) -> tuple[I64, list[str]]:
-        return codes_of(self.table["object_class"])
+        return codes_of(self.column("object_class"))
 
     @property
     def cls(self) -> I64:
@@ -154,5 +151,7 @@ class Frame:
         return out
 
     def column(self, name: str) -> pa.Array:
-        out: pa.Array = self.table[name].combine_chunks()
-        return out
+        """One column as a single array (combined once; several rules read the same ones)."""
+        if name not in self._columns:
+            self._columns[name] = self.table[name].combine_chunks()
+        return self._columns[name]

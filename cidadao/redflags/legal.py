@@ -60,13 +60,20 @@ def is_renovation(object_class: str) -> bool:
     return "reforma" in _WORD.findall(object_class)
 
 
-def ceilings_for(years: npt.NDArray[np.int64], items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    """The art. 75 ceiling for each (fiscal year, item); NaN where no ceiling is known for the year."""
-    table = np.full((2, 2100 - 1900), np.nan)
+def _ceiling_table() -> npt.NDArray[np.float64]:
+    table = np.full((2, 2100 - 1900), np.nan)  # [item - 1, year - 1900]
     for year, (first, second, _decree) in ART75_CEILINGS.items():
         table[0, year - 1900], table[1, year - 1900] = first, second
-    idx = np.clip(years - 1900, 0, table.shape[1] - 1)
-    out: npt.NDArray[np.float64] = np.where((years >= 1900) & (years < 2100), table[items - 1, idx], np.nan)
+    return table
+
+
+_CEILINGS_BY_YEAR: Final = _ceiling_table()
+
+
+def ceilings_for(years: npt.NDArray[np.int64], items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """The art. 75 ceiling for each (fiscal year, item); NaN where no ceiling is known for the year."""
+    idx = np.clip(years - 1900, 0, _CEILINGS_BY_YEAR.shape[1] - 1)
+    out: npt.NDArray[np.float64] = np.where((years >= 1900) & (years < 2100), _CEILINGS_BY_YEAR[items - 1, idx], np.nan)
     return out
 
 

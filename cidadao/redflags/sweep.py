@@ -196,7 +196,7 @@ def _contract_rules(frame: Frame, side: SideData, phase: int, stats: Any) -> tup
 
 def pass_one(table: pa.Table | Frame, side: SideData) -> PassOne:
     """The partition-local rules, the agency rules and the chunk's price histogram (whole organs only)."""
-    frame = table if isinstance(table, Frame) else Frame.from_table(table)
+    frame = table if isinstance(table, Frame) else Frame(table)
     flags, insufficient = _contract_rules(frame, side, 1, None)
     agency, organs = _agency_flags([agency_partial(frame)], insufficient)
     return PassOne(frame.n, flags, insufficient, price_partial(frame), agency, organs)
@@ -204,13 +204,13 @@ def pass_one(table: pa.Table | Frame, side: SideData) -> PassOne:
 
 def pass_two(table: pa.Table | Frame, side: SideData, thresholds: PriceThresholds) -> PassTwo:
     """The rules that need statistics merged across partitions."""
-    frame = table if isinstance(table, Frame) else Frame.from_table(table)
+    frame = table if isinstance(table, Frame) else Frame(table)
     return PassTwo(*_contract_rules(frame, side, 2, thresholds))
 
 
 def sweep_chunk(table: pa.Table, side: SideData, thresholds: PriceThresholds) -> tuple[PassOne, PassTwo]:
     """Both passes over one chunk of whole organs, when the price thresholds are known beforehand."""
-    frame = Frame.from_table(sort_partitions(table))
+    frame = Frame(sort_partitions(table))
     return pass_one(frame, side), pass_two(frame, side, thresholds)
 
 

@@ -8,6 +8,7 @@ arguments are bound through asyncpg (``copy_from_query`` quotes them on the serv
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
@@ -15,13 +16,22 @@ from typing import Any, Final
 import asyncpg
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cidadao.redflags.base import REGISTRY_SCHEMA, SANCTIONS_SCHEMA, SideData
 from cidadao.redflags.frame import ANALYSIS_SCHEMA
 from cidadao.redflags.stats import LOG_BIN, PricePartial
 
-__all__ = ["Scope", "group_organs", "load_contracts", "load_price_histogram", "load_side", "organ_counts"]
+__all__ = [
+    "Scope",
+    "group_organs",
+    "load_contracts",
+    "load_price_histogram",
+    "load_side",
+    "organ_counts",
+    "store_tables",
+]
 
 _CONTRACTS: Final = """SELECT id, source_id, orgao_codigo, ug_codigo, object_class, modalidade, signed_on,
        initial_value::float8, final_value::float8, supplier_document
@@ -149,3 +159,37 @@ async def load_price_histogram(conn: asyncpg.Connection, scope: Scope) -> PriceP
         np.array([r["bin"] for r in rows], np.int64),
         np.array([r["n"] for r in rows], np.int64),
     )
+
+
+async def _copy_arrow(conn: asyncpg.Connection, name: str, table: pa.Table) -> None:
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buffer.seek(0)
+    await conn.copy_to_table(name, source=buffer, columns=table.column_names, format="csv", null="")
+
+
+async def store_tables(conn: asyncpg.Connection, contracts: pa.Table, side: SideData) -> None:
+    """COPY tables already in the rules' shapes (synthetic data for benchmarks, tests, notebooks) into Postgres.
+
+    No validation and no dimension rows: real files go through ``cidadao ingest``. Contracts get source
+    ``portal`` and an empty raw record; registry rows count as companies.
+    """
+    n = contracts.num_rows
+    await _copy_arrow(conn, "contracts", pa.table({
+        "source": pa.array(["portal"] * n), "source_id": contracts["contract_id"], "orgao_codigo": contracts["orgao"],
+        "ug_codigo": contracts["ug"], "object_class": contracts["object_class"], "modalidade": contracts["modalidade"],
+        "signed_on": contracts["signed_on"], "initial_value": contracts["initial_value"],
+        "final_value": contracts["final_value"], "supplier_document": contracts["supplier"],
+        "raw": pa.array(["{}"] * n),
+    }))  # fmt: skip
+    s = side.sanctions
+    await _copy_arrow(conn, "sanctions", pa.table({
+        "registry": s["registry"], "source_id": pa.array([str(i) for i in range(s.num_rows)]),
+        "document": s["document"], "sanction_type": s["sanction_type"], "bars_contracting": s["bars_contracting"],
+        "starts_on": s["starts_on"], "ends_on": s["ends_on"], "raw": pa.array(["{}"] * s.num_rows),
+    }))  # fmt: skip
+    r = side.registry.filter(pc.is_valid(side.registry["document"]))
+    await _copy_arrow(conn, "suppliers", pa.table({
+        "document": r["document"], "kind": pa.array(["PJ"] * r.num_rows), "opening_date": r["opening_date"],
+        "registry_status": r["registry_status"],
+    }))  # fmt: skip

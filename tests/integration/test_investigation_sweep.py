@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import io
 from typing import Any
 
 import asyncpg
-import pyarrow as pa
-import pyarrow.csv as pacsv
 import pytest
 
 from cidadao.errors import PartitionsFailed
 from cidadao.redflags import sweep_table
 from cidadao.redflags.stats import merge_prices
-from cidadao.storage.analysis import Scope, load_contracts, load_price_histogram, load_side, organ_counts
+from cidadao.storage.analysis import (
+    Scope,
+    load_contracts,
+    load_price_histogram,
+    load_side,
+    organ_counts,
+    store_tables,
+)
 from pipelines import STRATEGIES
 from pipelines.sweep import sweep_postgres
 from tests.integration.test_strategies import random_contracts
@@ -22,35 +26,9 @@ from tests.integration.test_strategies import random_contracts
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("local_ray")]
 
 
-async def _copy(conn: asyncpg.Connection, name: str, table: pa.Table) -> None:
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-    buffer.seek(0)
-    await conn.copy_to_table(name, source=buffer, columns=table.column_names, format="csv", null="")
-
-
 async def _store(db: asyncpg.Connection, seed: int, n: int) -> None:
     table, side = random_contracts(seed, n)
-    contracts = pa.table(
-        {
-            "source": pa.array(["portal"] * n), "source_id": table["contract_id"], "orgao_codigo": table["orgao"],
-            "ug_codigo": table["ug"], "object_class": table["object_class"], "modalidade": table["modalidade"],
-            "signed_on": table["signed_on"], "initial_value": table["initial_value"],
-            "final_value": table["final_value"], "supplier_document": table["supplier"], "raw": pa.array(["{}"] * n),
-        }
-    )  # fmt: skip
-    await _copy(db, "contracts", contracts)
-    s = side.sanctions
-    await _copy(db, "sanctions", pa.table({
-        "registry": s["registry"], "source_id": pa.array([str(i) for i in range(s.num_rows)]),
-        "document": s["document"], "sanction_type": s["sanction_type"], "bars_contracting": s["bars_contracting"],
-        "starts_on": s["starts_on"], "ends_on": s["ends_on"], "raw": pa.array(["{}"] * s.num_rows),
-    }))  # fmt: skip
-    r = side.registry
-    await _copy(db, "suppliers", pa.table({
-        "document": r["document"], "kind": pa.array(["PJ"] * r.num_rows), "opening_date": r["opening_date"],
-        "registry_status": r["registry_status"],
-    }))  # fmt: skip
+    await store_tables(db, table, side)
 
 
 async def _inputs(db: asyncpg.Connection, scope: Scope) -> tuple[list[tuple[str, int]], Any, Any]:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import signal
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -21,6 +20,7 @@ from actors.pool import AgentPool, LocalBackend, PoolConfig, RayBackend
 from actors.runtime import AgentRuntime
 from cidadao.settings import Settings
 from cidadao.storage import queue
+from tests.helpers import eventually
 from tests.integration.test_investigation_sweep import _store
 
 pytestmark = pytest.mark.integration
@@ -52,15 +52,6 @@ async def test_the_agent_runs_queued_investigations_to_completion(
     # the whole-database investigation saw every contract
     full = await queue.get_investigation(db, everything.id)
     assert full is not None and full["result"]["contracts_analyzed"] == 3000
-
-
-async def _eventually(check: Callable[[], Awaitable[bool]], what: str, polls: int = 1500) -> None:
-    """Poll ``check`` every 20 ms until it holds; fail after ``polls`` polls (30 s by default)."""
-    for _ in range(polls):
-        if await check():
-            return
-        await asyncio.sleep(0.02)  # the interval between two polls of a bounded wait
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def _flags(db: asyncpg.Connection, inv: uuid.UUID) -> list[tuple[Any, ...]]:
@@ -103,7 +94,7 @@ async def test_an_agent_killed_mid_investigation_loses_nothing(
     async def claimed() -> bool:
         return await db.fetchval("SELECT claimed_by FROM investigations WHERE id = $1", inv) == "investigator-doomed"
 
-    await _eventually(claimed, "the agent to claim the investigation")
+    await eventually(claimed, "the agent to claim the investigation")
     busy = await health.remote()  # answered while the agent is stuck in its work
     assert busy["busy"] and busy["investigation"] == str(inv)
     os.kill(pid, signal.SIGKILL)
@@ -116,7 +107,7 @@ async def test_an_agent_killed_mid_investigation_loses_nothing(
     async def lease_expired() -> bool:
         return bool(await db.fetchval("SELECT lease_until < now() FROM investigations WHERE id = $1", inv))
 
-    await _eventually(lease_expired, "the dead agent's lease to run out")
+    await eventually(lease_expired, "the dead agent's lease to run out")
     survivor = Investigator(store_settings, "investigator-survivor")
     try:
         done = await survivor.work_one()  # requeues the expired claim, takes it over, completes it

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from actors.pool import UTILIZATION, AgentPool, LocalBackend, PoolConfig, PoolTimeout
+from tests.helpers import eventually
 
 
 class Echo:
@@ -61,8 +62,9 @@ async def test_waiters_are_served_in_order_and_timeouts_lose_no_agent() -> None:
                 served.append(i)
 
         first = asyncio.create_task(holder())
-        await asyncio.sleep(0)  # let the holder take the only agent
+        await eventually(lambda: p.utilization("echo") == 1.0, "the holder to take the only agent")
         tasks = [asyncio.create_task(waiter(i)) for i in range(3)]
+        await eventually(lambda: p.stats()["kinds"]["echo"]["waiting"] == 3, "three waiters in line")
         with pytest.raises(PoolTimeout, match=r"within 0\.05 s"):
             async with p.acquire("echo", timeout=0.05):
                 pass
@@ -116,7 +118,7 @@ async def test_scaling_up_and_down_with_hysteresis() -> None:
                 await gate.wait()
 
         busy = [asyncio.create_task(work()) for _ in range(3)]
-        await asyncio.sleep(0)
+        await eventually(lambda: p.stats()["kinds"]["echo"]["waiting"] == 2, "one at work, two waiting")
         await p.check()  # one check under pressure: no change yet (hysteresis)
         assert p.stats()["kinds"]["echo"]["agents"] == 1
         assert UTILIZATION.labels(kind="echo")._value.get() == 1.0
