@@ -2,6 +2,7 @@
 
 from actors.analyst import Analyst
 from actors.investigator import Investigator
+from actors.orchestrator import Orchestrator
 from actors.pool import AgentPool, LocalBackend, PoolConfig, PoolTimeout, RayBackend
 from actors.reporter import Reporter
 
@@ -10,6 +11,7 @@ __all__ = [
     "Analyst",
     "Investigator",
     "LocalBackend",
+    "Orchestrator",
     "PoolConfig",
     "PoolTimeout",
     "RayBackend",

@@ -13,13 +13,14 @@ Spend is the final value, else the initial one, as in the red-flag rules.
 
 from __future__ import annotations
 
-import os
+import time
 import uuid
 from typing import Any
 
 import asyncpg
 
 from actors._database import AgentDatabase
+from actors._health import health_of
 from cidadao.settings import Settings
 from cidadao.storage.analysis import Scope
 
@@ -35,13 +36,14 @@ class Analyst:
         self.settings = settings
         self.name = name or f"analyst-{uuid.uuid4().hex[:8]}"
         self.tasks_done = 0
+        self.started_at = time.time()
         self._database = AgentDatabase(settings, read_only=True, max_size=2)
 
     async def close(self) -> None:
         await self._database.close()
 
     async def health(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "pid": os.getpid(), "tasks_done": self.tasks_done}
+        return health_of(self.name, self.kind, self.started_at, self.tasks_done)
 
     async def analyze(
         self, scope: dict[str, Any], *, top: int = 10, min_organs: int = 3, min_contracts: int = 5

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from typing import Any
 
 import asyncpg
-import psutil
 
 from actors._database import AgentDatabase
+from actors._health import health_of
 from cidadao.errors import EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
@@ -56,12 +55,10 @@ class Investigator:
     async def health(self) -> dict[str, Any]:
         """Cheap, no I/O: answered even while an investigation runs (the actor serves it in its own
         concurrency group)."""
-        return {
-            "name": self.name, "kind": self.kind, "pid": os.getpid(), "busy": self.current is not None,
-            "investigation": str(self.current) if self.current else None, "tasks_done": self.tasks_done,
-            "uptime_s": round(time.time() - self.started_at, 1),
-            "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
-        }  # fmt: skip
+        return health_of(
+            self.name, self.kind, self.started_at, self.tasks_done, busy=self.current is not None,
+            investigation=str(self.current) if self.current else None,
+        )  # fmt: skip
 
     async def work_one(self) -> dict[str, Any] | None:
         """Run the oldest queued investigation to its end; None when the queue is empty."""

@@ -4,7 +4,8 @@ The pool is a plain asyncio class over an :class:`AgentBackend` that starts, che
 :class:`RayBackend` runs each agent as a named Ray actor (the dashboard shows ``cidadao-<kind>-<n>``),
 :class:`LocalBackend` keeps plain instances in this process (unit tests, small deployments).
 
-- **Pre-warmed**: ``min`` agents of each kind are started (and health-checked) by :meth:`AgentPool.start`.
+- **Pre-warmed**: ``size`` (default ``min``) agents of each kind are started (and health-checked) by
+  :meth:`AgentPool.start`.
 - **Fair acquire**: callers wait in FIFO order; ``acquire`` raises :class:`PoolTimeout` after its timeout.
 - **Health**: every ``health_period`` each agent is asked for its health with a timeout, busy ones included
   (agents answer from their own concurrency group); an agent that does not answer is replaced.
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 from prometheus_client import Gauge
 
 from cidadao.errors import CidadaoError
+from cidadao.settings import Settings
 
 __all__ = ["AgentBackend", "AgentPool", "LocalBackend", "PoolConfig", "PoolTimeout", "RayBackend"]
 
@@ -43,6 +45,7 @@ class PoolTimeout(CidadaoError):
 class PoolConfig:
     min: int = 1
     max: int = 4
+    size: int | None = None  # agents pre-warmed at start (default: min)
     acquire_timeout: float = 30.0
     health_period: float = 5.0
     health_timeout: float = 2.0
@@ -56,6 +59,22 @@ class PoolConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.min <= self.max or self.max < 1:
             raise ValueError(f"pool sizes must satisfy 0 <= min <= max and max >= 1 (min={self.min}, max={self.max})")
+        if self.size is not None and not self.min <= self.size <= self.max:
+            raise ValueError(f"the pool's start size {self.size} is outside [{self.min}, {self.max}]")
+
+    @property
+    def initial(self) -> int:
+        return self.min if self.size is None else self.size
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PoolConfig:
+        """``AGENT_POOL_SIZE`` pre-warmed, scaled between ``CIDADAO_AGENT_POOL_MIN`` and ``..._MAX``."""
+        return cls(
+            min=settings.agent_pool_min, max=settings.agent_pool_max, size=settings.agent_pool_size,
+            acquire_timeout=settings.agent_acquire_timeout, health_period=settings.agent_health_period,
+            recycle_after_tasks=settings.agent_recycle_after_tasks, max_lifetime_s=settings.agent_max_lifetime,
+            max_rss_mb=settings.agent_max_rss_mb,
+        )  # fmt: skip
 
 
 class AgentBackend(Protocol):
@@ -143,8 +162,8 @@ class AgentPool:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, watchdog: bool = True) -> None:
-        """Pre-warm ``min`` agents of each kind; start the health/scaling watchdog."""
-        await asyncio.gather(*(self._add(k) for k, cfg in self.kinds.items() for _ in range(cfg.min)))
+        """Pre-warm ``size`` (default ``min``) agents of each kind; start the health/scaling watchdog."""
+        await asyncio.gather(*(self._add(k) for k, cfg in self.kinds.items() for _ in range(cfg.initial)))
         if watchdog:
             self._watchdog = asyncio.create_task(self._watch(), name="agent-pool-watchdog")
 

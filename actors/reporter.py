@@ -9,13 +9,14 @@ falls back to the template and says why in ``narrative_error``. A report is alwa
 
 from __future__ import annotations
 
-import os
+import time
 import uuid
 from typing import Any
 
 import httpx
 import orjson
 
+from actors._health import health_of
 from cidadao.report import Language, render_markdown, summarize
 from cidadao.settings import Settings
 
@@ -37,6 +38,7 @@ class Reporter:
         self.settings = settings
         self.name = name or f"reporter-{uuid.uuid4().hex[:8]}"
         self.tasks_done = 0
+        self.started_at = time.time()
         self._client: httpx.AsyncClient | None = None
 
     def _http(self) -> httpx.AsyncClient:
@@ -60,7 +62,7 @@ class Reporter:
             self._client = None
 
     async def health(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "pid": os.getpid(), "tasks_done": self.tasks_done}
+        return health_of(self.name, self.kind, self.started_at, self.tasks_done)
 
     async def report(self, result: dict[str, Any], language: Language = "pt") -> dict[str, Any]:
         """``result``: an investigation (the ``cidadao investigate --json`` shape)."""

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cidadao.errors import ConfigError
@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     cache_strategy: Literal["multi_tier", "redis", "memory", "none"] = Field(
         "multi_tier", validation_alias=_seed("CACHE_STRATEGY")
     )
-    agent_pool_size: int = Field(10, ge=1, le=1000, validation_alias=_seed("AGENT_POOL_SIZE"))
+    # agents of each kind started (pre-warmed) with the runtime; the seed said 10, but every agent is a Ray
+    # worker process (~150 MiB resident) and four kinds of ten is 40 processes on a laptop's cores
+    agent_pool_size: int = Field(2, ge=0, le=1000, validation_alias=_seed("AGENT_POOL_SIZE"))
     db_pool_size: int = Field(50, ge=1, le=1000, validation_alias=_seed("DB_POOL_SIZE"))
     http2_enabled: bool = Field(True, validation_alias=_seed("HTTP2_ENABLED"))
     batch_size: int = Field(100, ge=1, le=100_000, validation_alias=_seed("BATCH_SIZE"))
@@ -64,6 +66,15 @@ class Settings(BaseSettings):
     # `cidadao bench pipeline` (Ray loses at 500k from Postgres, wins at 1M); lower it on bigger machines
     investigate_inline_rows: int = Field(750_000, ge=0, validation_alias=_own("INVESTIGATE_INLINE_ROWS"))
 
+    # the pool scales each kind between these with its load (CIDADAO_AGENT_POOL_SIZE must lie between them)
+    agent_pool_min: int = Field(1, ge=0, le=1000, validation_alias=_own("AGENT_POOL_MIN"))
+    agent_pool_max: int = Field(4, ge=1, le=1000, validation_alias=_own("AGENT_POOL_MAX"))
+    agent_acquire_timeout: float = Field(30.0, gt=0, validation_alias=_own("AGENT_ACQUIRE_TIMEOUT"))
+    agent_recycle_after_tasks: int = Field(1000, ge=1, validation_alias=_own("AGENT_RECYCLE_AFTER_TASKS"))
+    agent_max_lifetime: float = Field(3600.0, gt=0, validation_alias=_own("AGENT_MAX_LIFETIME"))
+    agent_max_rss_mb: float = Field(2048.0, gt=0, validation_alias=_own("AGENT_MAX_RSS_MB"))
+    agent_health_period: float = Field(5.0, gt=0, validation_alias=_own("AGENT_HEALTH_PERIOD"))
+
     # --- live sources --------------------------------------------------------------------------
     portal_api_key: SecretStr | None = Field(None, validation_alias=_own("PORTAL_API_KEY"))
     portal_base_url: str = Field(
@@ -80,6 +91,9 @@ class Settings(BaseSettings):
     # --- runtime -------------------------------------------------------------------------------
     api_keys: SecretStr | None = Field(None, validation_alias=_own("API_KEYS"))
     ray_address: str | None = Field(None, validation_alias=_own("RAY_ADDRESS"))
+    # `cidadao up` starts a local Ray with its dashboard on 127.0.0.1 (token auth on, Ray's default)
+    ray_dashboard: bool = Field(True, validation_alias=_own("RAY_DASHBOARD"))
+    ray_dashboard_port: int = Field(8265, ge=1, le=65535, validation_alias=_own("RAY_DASHBOARD_PORT"))
     # an OpenAI-compatible chat completions URL; unset: reports are written from templates
     llm_endpoint: str | None = Field(None, validation_alias=_own("LLM_ENDPOINT"))
     llm_model: str = Field("default", min_length=1, validation_alias=_own("LLM_MODEL"))
@@ -102,6 +116,15 @@ class Settings(BaseSettings):
         if v is not None and not v.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
         return v
+
+    @model_validator(mode="after")
+    def _pool_sizes(self) -> Settings:
+        if not self.agent_pool_min <= self.agent_pool_size <= self.agent_pool_max:
+            raise ValueError(
+                f"agent pool sizes must satisfy AGENT_POOL_MIN ({self.agent_pool_min}) <= AGENT_POOL_SIZE "
+                f"({self.agent_pool_size}) <= AGENT_POOL_MAX ({self.agent_pool_max})"
+            )
+        return self
 
     @field_validator("data_home")
     @classmethod
@@ -168,6 +191,9 @@ def load_settings(**overrides: Any) -> Settings:
             shown = err.get("input")
             if _is_secret(field) and isinstance(shown, str):
                 shown = mask_secret(shown)
+            if not err["loc"]:  # a rule across several variables: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
             problems.append(f"{name}: {err['msg']} (got {shown!r})")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 

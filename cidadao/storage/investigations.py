@@ -38,16 +38,18 @@ async def load_result(conn: asyncpg.Connection, inv: uuid.UUID) -> dict[str, Any
     if row is None:
         return None
     summary = orjson.loads(row["result"]) if row["result"] is not None else {}
+    # a partitioned investigation's flags are its children's
+    ids = [inv, *(r["id"] for r in await conn.fetch("SELECT id FROM investigations WHERE parent_id = $1", inv))]
     flags = await conn.fetch(
         """SELECT c.source_id AS contract_id, f.flag, f.severity, f.score, f.evidence, f.basis
              FROM flags f JOIN contracts c ON c.id = f.contract_id
-            WHERE f.investigation_id = $1 AND f.level = 'contract' ORDER BY c.source_id, f.flag, c.id""",
-        inv,
+            WHERE f.investigation_id = ANY($1::uuid[]) AND f.level = 'contract' ORDER BY c.source_id, f.flag, c.id""",
+        ids,
     )
     agency = await conn.fetch(
         """SELECT orgao_codigo AS orgao, flag, severity, score, evidence, basis FROM flags
-            WHERE investigation_id = $1 AND level = 'agency' ORDER BY orgao_codigo, flag""",
-        inv,
+            WHERE investigation_id = ANY($1::uuid[]) AND level = 'agency' ORDER BY orgao_codigo, flag""",
+        ids,
     )
 
     def as_dict(r: asyncpg.Record) -> dict[str, Any]:

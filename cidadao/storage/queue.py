@@ -10,6 +10,12 @@ State machine (``status``)::
     running ──cancel──► cancel_requested: the agent sees it when it renews its lease and calls ``fail``,
                         which ends it as cancelled (so does an expired lease)
 
+A partitioned investigation (:func:`submit_partitioned`, planned by the orchestrator) is a parent that is
+never claimed and its children, one per partition, queued like any other. Every change that ends a child
+settles the parent in the same transaction (:func:`_settle`, under the parent's row lock): its progress is the
+share of children ended, and when the last one ends it becomes ``completed`` (every child completed),
+``cancelled`` (it was cancelled) or ``failed`` (naming the partitions that did not complete).
+
 A claim takes the oldest queued investigation with ``FOR UPDATE SKIP LOCKED`` (concurrent agents never take
 the same one), bumps ``attempts`` and sets a lease. The attempt number fences every later write: an agent
 whose lease expired and whose work was handed to another cannot complete, fail or extend it any more, so an
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import asyncpg
 import orjson
@@ -31,6 +37,7 @@ from cidadao.redflags.sweep import SweepResult
 from cidadao.storage.investigations import insert_flags
 
 __all__ = [
+    "CHANNEL",
     "Claim",
     "IdempotencyConflict",
     "Lease",
@@ -43,7 +50,11 @@ __all__ = [
     "get_investigation",
     "requeue_expired",
     "submit",
+    "submit_partitioned",
 ]
+
+
+CHANNEL: Final = "cidadao_investigations"  # NOTIFY on every queued investigation (payload: its id)
 
 
 class IdempotencyConflict(CidadaoError):
@@ -79,24 +90,67 @@ async def submit(
     conn: asyncpg.Connection, scope: dict[str, Any], *, user_id: str | None = None, idempotency_key: str | None = None
 ) -> Submitted:
     """Queue an investigation; the same idempotency key returns the same investigation."""
-    row = await conn.fetchrow(
-        """INSERT INTO investigations (id, status, user_id, idempotency_key, scope)
-           VALUES ($1, 'queued', $2, $3, $4::jsonb)
-           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, status""",
-        uuid.uuid4(), user_id, idempotency_key, _json(scope),
-    )  # fmt: skip
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """INSERT INTO investigations (id, status, user_id, idempotency_key, scope)
+               VALUES ($1, 'queued', $2, $3, $4::jsonb)
+               ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, status""",
+            uuid.uuid4(), user_id, idempotency_key, _json(scope),
+        )  # fmt: skip
+        if row is not None:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(row["id"]))  # delivered at commit
     if row is not None:
         return Submitted(row["id"], True, row["status"])
+    existing = await _existing(conn, scope, user_id, idempotency_key)
+    return existing or await submit(conn, scope, user_id=user_id, idempotency_key=idempotency_key)
+
+
+async def _existing(
+    conn: asyncpg.Connection, scope: dict[str, Any], user_id: str | None, idempotency_key: str | None
+) -> Submitted | None:
+    """The investigation an idempotency key already names (None if it was deleted meanwhile); a key reused for
+    another scope or user is an :class:`IdempotencyConflict`."""
     existing = await conn.fetchrow(
         "SELECT id, status, scope, user_id FROM investigations WHERE idempotency_key = $1", idempotency_key
     )
-    if existing is None:  # deleted between the two statements
-        return await submit(conn, scope, user_id=user_id, idempotency_key=idempotency_key)
+    if existing is None:
+        return None
     if orjson.loads(existing["scope"]) != orjson.loads(_json(scope)) or existing["user_id"] != user_id:
         raise IdempotencyConflict(
             f"idempotency key {idempotency_key!r} was used for a different investigation ({existing['id']})"
         )
     return Submitted(existing["id"], False, existing["status"])
+
+
+async def submit_partitioned(
+    conn: asyncpg.Connection, scope: dict[str, Any], partitions: list[dict[str, Any]], *,
+    user_id: str | None = None, idempotency_key: str | None = None,
+) -> Submitted:  # fmt: skip
+    """A parent investigation of ``scope`` and one queued child per partition scope, in one transaction; the
+    same idempotency key returns the same parent (and queues nothing)."""
+    if not partitions:
+        raise ValueError("a partitioned investigation needs at least one partition")
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """INSERT INTO investigations (id, status, user_id, idempotency_key, scope, partitions, started_at,
+                                           claimed_by)
+               VALUES ($1, 'running', $2, $3, $4::jsonb, $5, now(), 'orchestrator')
+               ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, status""",
+            uuid.uuid4(), user_id, idempotency_key, _json(scope), len(partitions),
+        )  # fmt: skip
+        if row is None:
+            existing = await _existing(conn, scope, user_id, idempotency_key)
+            if existing is None:
+                raise IdempotencyConflict(f"idempotency key {idempotency_key!r}: its investigation just vanished")
+            return existing
+        await conn.execute(  # children in partition order: created_at breaks the claim order's ties
+            """INSERT INTO investigations (id, status, user_id, scope, parent_id, created_at)
+               SELECT gen_random_uuid(), 'queued', $2, s, $1, now() + make_interval(secs => o / 1e6)
+                 FROM unnest($3::jsonb[]) WITH ORDINALITY AS t(s, o)""",
+            row["id"], user_id, [_json(p) for p in partitions],
+        )  # fmt: skip
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(row["id"]))
+    return Submitted(row["id"], True, row["status"])
 
 
 async def claim(conn: asyncpg.Connection, worker: str, lease_seconds: float) -> Claim | None:
@@ -134,59 +188,132 @@ async def complete(conn: asyncpg.Connection, c: Claim, result: SweepResult, summ
         row = await conn.fetchrow(
             """UPDATE investigations SET status = 'completed', progress = 1, finished_at = now(), result = $3::jsonb,
                       lease_until = NULL, updated_at = now()
-                WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING id""",
+                WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING parent_id""",
             c.id, c.attempt, _json(summary),
         )  # fmt: skip
         if row is None:
             return False
         await insert_flags(conn, c.id, result)
+        await _settle(conn, row["parent_id"])
     return True
 
 
 async def fail(conn: asyncpg.Connection, c: Claim, error: str, *, max_attempts: int) -> str | None:
     """Record a failed attempt: back to the queue while attempts remain, else ``failed``. None if not held."""
-    return await conn.fetchval(  # type: ignore[no-any-return]
-        """UPDATE investigations
-              SET status = CASE WHEN cancel_requested THEN 'cancelled'
-                                WHEN attempts < $3 THEN 'queued' ELSE 'failed' END,
-                  error = $4, claimed_by = NULL, lease_until = NULL, updated_at = now(),
-                  finished_at = CASE WHEN attempts < $3 AND NOT cancel_requested THEN NULL ELSE now() END
-            WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING status""",
-        c.id, c.attempt, max_attempts, error[:2000],
-    )  # fmt: skip
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE investigations
+                  SET status = CASE WHEN cancel_requested THEN 'cancelled'
+                                    WHEN attempts < $3 THEN 'queued' ELSE 'failed' END,
+                      error = $4, claimed_by = NULL, lease_until = NULL, updated_at = now(),
+                      finished_at = CASE WHEN attempts < $3 AND NOT cancel_requested THEN NULL ELSE now() END
+                WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING status, parent_id""",
+            c.id, c.attempt, max_attempts, error[:2000],
+        )  # fmt: skip
+        if row is None:
+            return None
+        if row["status"] == "queued":  # another agent may take the retry at once
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(c.id))
+        else:
+            await _settle(conn, row["parent_id"])
+        return row["status"]  # type: ignore[no-any-return]
 
 
 async def cancel(conn: asyncpg.Connection, inv: uuid.UUID) -> str | None:
     """Cancel an investigation. Returns ``cancelled`` (it was queued), ``cancel_requested`` (it is running: its
     agent stops at its next lease renewal), its final status if it had already ended, or None if unknown."""
-    row = await conn.fetchrow(
-        """UPDATE investigations
-              SET status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-                  cancel_requested = (status = 'running'), updated_at = now(),
-                  finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
-            WHERE id = $1 AND status IN ('queued', 'running') RETURNING status""",
-        inv,
-    )
-    if row is not None:
-        return "cancelled" if row["status"] == "cancelled" else "cancel_requested"
+    async with conn.transaction():
+        rows = await conn.fetch(  # the investigation, and its children when it is partitioned
+            """UPDATE investigations
+                  SET status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                      cancel_requested = (status = 'running'), updated_at = now(),
+                      finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
+                WHERE (id = $1 OR parent_id = $1) AND status IN ('queued', 'running')
+            RETURNING id, status, parent_id""",
+            inv,
+        )
+        mine = next((r for r in rows if r["id"] == inv), None)
+        for parent in {r["parent_id"] for r in rows if r["parent_id"] is not None}:
+            await _settle(conn, parent)
+        if mine is not None:
+            if mine["status"] == "running":  # a parent settles now if all its children were queued
+                settled = await conn.fetchval("SELECT status FROM investigations WHERE id = $1", inv)
+                return "cancel_requested" if settled == "running" else settled
+            return "cancelled"
     return await conn.fetchval("SELECT status FROM investigations WHERE id = $1", inv)  # type: ignore[no-any-return]
 
 
 async def requeue_expired(conn: asyncpg.Connection) -> list[uuid.UUID]:
     """Running investigations whose lease ran out (dead agent, restarted runtime) go back to the queue."""
-    rows = await conn.fetch(
-        """UPDATE investigations
-              SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
-                  claimed_by = NULL, lease_until = NULL, updated_at = now(),
-                  finished_at = CASE WHEN cancel_requested THEN now() ELSE NULL END
-            WHERE status = 'running' AND lease_until < now() RETURNING id"""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """UPDATE investigations
+                  SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'queued' END,
+                      claimed_by = NULL, lease_until = NULL, updated_at = now(),
+                      finished_at = CASE WHEN cancel_requested THEN now() ELSE NULL END
+                WHERE status = 'running' AND lease_until < now() RETURNING id, status, parent_id"""
+        )
+        for parent in sorted({r["parent_id"] for r in rows if r["status"] == "cancelled" and r["parent_id"]}):
+            await _settle(conn, parent)
+        for r in rows:
+            if r["status"] == "queued":
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(r["id"]))
+    return [r["id"] for r in rows if r["status"] == "queued"]
+
+
+async def _settle(conn: asyncpg.Connection, parent: uuid.UUID | None) -> None:
+    """Bring a partitioned investigation up to date with its children (call inside the transaction that ended
+    one): progress, and once every child ended, its final status and summed summary."""
+    if parent is None:
+        return
+    head = await conn.fetchrow(  # the row lock serialises siblings ending at once
+        "SELECT status, partitions, cancel_requested FROM investigations WHERE id = $1 FOR UPDATE",
+        parent,
     )
-    return [r["id"] for r in rows]
+    if head is None or head["status"] != "running":
+        return
+    children = await conn.fetch(
+        """SELECT status, result, error, scope FROM investigations
+            WHERE parent_id = $1 AND status IN ('completed', 'failed', 'cancelled') ORDER BY created_at, id""",
+        parent,
+    )
+    total = head["partitions"]
+    if len(children) < total:
+        await conn.execute(
+            "UPDATE investigations SET progress = $2, updated_at = now() WHERE id = $1", parent, len(children) / total
+        )
+        return
+    summary: dict[str, Any] = {"contracts_analyzed": 0, "flag_counts": {}, "insufficient": {}, "partitions": total}
+    missed = []
+    for child in children:
+        if child["status"] != "completed":
+            missed.append(f"{_scope_label(orjson.loads(child['scope']))} {child['status']}: {child['error'] or ''}")
+            continue
+        part = orjson.loads(child["result"])
+        summary["contracts_analyzed"] += part.get("contracts_analyzed", 0)
+        for key in ("flag_counts", "insufficient"):
+            for name, n in part.get(key, {}).items():
+                summary[key][name] = summary[key].get(name, 0) + n
+    status = "cancelled" if head["cancel_requested"] else "failed" if missed else "completed"
+    error = f"{len(missed)} of {total} partitions did not complete: " + "; ".join(missed[:5]) if missed else None
+    await conn.execute(
+        """UPDATE investigations
+              SET status = $2, progress = 1, error = $3, finished_at = now(), updated_at = now(), claimed_by = NULL,
+                  result = $4::jsonb
+                           || jsonb_build_object('seconds', round(extract(epoch FROM now() - started_at)::numeric, 3))
+            WHERE id = $1""",
+        parent, status, error[:2000] if error else None, _json(summary),
+    )  # fmt: skip
+
+
+def _scope_label(scope: dict[str, Any]) -> str:
+    return f"orgao {scope.get('orgao')}" if scope.get("orgao") else "every organ"
 
 
 async def get_investigation(conn: asyncpg.Connection, inv: uuid.UUID) -> dict[str, Any] | None:
     row = await conn.fetchrow(
         """SELECT id, status, user_id, scope, progress, attempts, error, result, created_at, started_at, finished_at,
+                  partitions, parent_id,
                   (SELECT count(*) FROM flags f WHERE f.investigation_id = i.id) AS flags
              FROM investigations i WHERE id = $1""",
         inv,
@@ -196,4 +323,14 @@ async def get_investigation(conn: asyncpg.Connection, inv: uuid.UUID) -> dict[st
     out = dict(row)
     out["scope"] = orjson.loads(out["scope"])
     out["result"] = orjson.loads(out["result"]) if out["result"] is not None else None
+    if out["partitions"]:
+        counts = await conn.fetch(
+            "SELECT status, count(*) AS n FROM investigations WHERE parent_id = $1 GROUP BY status", inv
+        )
+        out["children"] = {r["status"]: r["n"] for r in counts}
+        out["flags"] = await conn.fetchval(
+            """SELECT count(*) FROM flags f JOIN investigations c ON c.id = f.investigation_id
+                WHERE c.parent_id = $1""",
+            inv,
+        )
     return out

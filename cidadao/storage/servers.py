@@ -26,7 +26,7 @@ from pathlib import Path
 from cidadao.errors import StoreError
 from cidadao.settings import Settings
 
-__all__ = ["StoreEndpoints", "ensure_stores", "stop_embedded", "store_status"]
+__all__ = ["StoreEndpoints", "ensure_stores", "running_redis_url", "stop_embedded", "store_status"]
 
 _REDIS_READY_TIMEOUT = 15.0
 
@@ -194,6 +194,14 @@ def store_status(settings: Settings) -> dict[str, str]:
     else:
         out["redis"] = "external"
     return out
+
+
+def running_redis_url(settings: Settings) -> str | None:
+    """The Redis URL when one is set or the embedded server runs; None when nothing runs (nothing started)."""
+    if settings.redis_url is not None:
+        return settings.redis_url.get_secret_value()
+    _, sock, _ = _redis_paths(settings)
+    return f"unix://{sock}?db=0" if _redis_ping(sock) else None
 
 
 def stop_embedded(settings: Settings) -> list[str]:

@@ -171,10 +171,10 @@ async def test_a_restarted_runtime_resumes_queued_and_running_investigations(
         second = await runtime.wait(queued, 60)
         later = await runtime.submit({"orgao": "36000", "year": 2024}, idempotency_key="later")
         again = await runtime.submit({"orgao": "36000", "year": 2024}, idempotency_key="later")
-        third = await runtime.wait(later.id, 60)
+        third = await runtime.wait(later["id"], 60)
     finally:
         await runtime.stop()
-    assert again.id == later.id and not again.created
+    assert again["id"] == later["id"] and not again["created"]
     assert [r["status"] for r in (first, second, third)] == ["completed"] * 3
     assert first["scope"] == {"orgao": "26000", "year": None} and first["contracts_analyzed"] > 0
     assert all(f["flag"] and f["evidence"] for f in first["flags"])

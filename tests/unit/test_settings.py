@@ -19,7 +19,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_are_the_seed_values() -> None:
     s = load_settings()
     assert (s.json_encoder, s.compression_level, s.cache_strategy) == ("orjson", 11, "multi_tier")
-    assert (s.agent_pool_size, s.db_pool_size, s.http2_enabled, s.batch_size) == (10, 50, True, 100)
+    assert (s.agent_pool_size, s.db_pool_size, s.http2_enabled, s.batch_size) == (2, 50, True, 100)
     assert s.host == "127.0.0.1"
     assert s.database_url is None and s.redis_url is None
 
