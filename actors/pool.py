@@ -108,8 +108,10 @@ class LocalBackend:
 class RayBackend:
     """Agents as named Ray actors; ``classes[kind]`` is the plain class, ``args`` its constructor's first args."""
 
-    def __init__(self, classes: dict[str, type], *args: Any, namespace: str = "cidadao") -> None:
-        self.classes, self.args, self.namespace = classes, args, namespace
+    def __init__(
+        self, classes: dict[str, type], *args: Any, namespace: str = "cidadao", close_timeout: float = 10.0
+    ) -> None:
+        self.classes, self.args, self.namespace, self.close_timeout = classes, args, namespace, close_timeout
 
     async def start(self, kind: str, name: str) -> Any:
         from actors.factory import actor_class
@@ -127,8 +129,8 @@ class RayBackend:
     async def stop(self, handle: Any) -> None:
         import ray
 
-        with contextlib.suppress(Exception):  # already dead is fine
-            await handle.close.options(concurrency_group="health").remote()
+        with contextlib.suppress(Exception):  # already dead or not answering: killed all the same
+            await asyncio.wait_for(handle.close.options(concurrency_group="health").remote(), self.close_timeout)
         ray.kill(handle)
 
 

@@ -1,11 +1,12 @@
-"""``AgentRuntime``: the agents at work — the pool, a work loop per investigator, resume after a restart.
+"""``AgentRuntime``: the agents at work — the pool, the investigation dispatcher, resume after a restart.
 
 At start it puts back in the queue every running investigation whose lease ran out (the runtime that ran it
-died), pre-warms the pool and starts one work loop per investigator the pool may hold. A loop borrows an
-investigator, has it run the oldest queued investigation, gives it back; with the queue empty it waits for a
-``NOTIFY`` (sent by every submit, retry and requeue) or, at the latest, one ``poll_s`` later (a lease may have
-run out). Investigations come in through an orchestrator agent (plan, fan-out by organ); while the runtime runs
-it publishes the pool's stats to Redis for ``cidadao pool status`` and the API.
+died) and pre-warms the pool. A dispatcher then counts the queued investigations and starts that many workers
+(up to the pool's max): each borrows an investigator, has it run the oldest queued investigation, gives it back.
+It looks again when a worker ends, on a ``NOTIFY`` (sent by every submit, retry and requeue) or, at the latest,
+one ``poll_s`` later (a lease may have run out). Investigations come in through an orchestrator agent (plan,
+fan-out by organ); while the runtime runs it publishes the pool's stats to Redis for ``cidadao pool status``
+and the API.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final
 
 import asyncpg
@@ -32,8 +34,9 @@ from cidadao.storage import queue, runtime_status
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.investigations import load_result
 from cidadao.storage.postgres import connect
+from pipelines.runtime import RayInfo, start_ray
 
-__all__ = ["AGENTS", "AgentRuntime", "investigate_once", "ray_runtime"]
+__all__ = ["AGENTS", "AgentRuntime", "investigate_once", "ray_runtime", "run_agents"]
 
 FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 AGENTS: Final[dict[str, type]] = {
@@ -55,6 +58,11 @@ class AgentRuntime:
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
+        self._workers: set[asyncio.Task[None]] = set()
+        self._publisher: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._starting = 0  # workers waiting for an investigator (they have not claimed yet)
+        self.queued = 0  # investigations waiting, as last counted
         self._listener: asyncpg.Connection | None = None
         self._redis: aioredis.Redis | None = None
         self._status_key = runtime_status.runtime_key(os.getpid())
@@ -70,11 +78,10 @@ class AgentRuntime:
         self.resumed = await queue.requeue_expired(self._listener)
         await self.pool.start()
         self.started_at = time.time()
-        slots = self.pool.kinds["investigator"].max
-        self._loops = [asyncio.create_task(self._work(i), name=f"investigator-loop-{i}") for i in range(slots)]
+        self._loops = [asyncio.create_task(self._dispatch(), name="investigation-dispatcher")]
         if self._publish:
             self._redis = aioredis.from_url(endpoints.redis_url)
-            self._loops.append(asyncio.create_task(self._publish_status(), name="runtime-status"))
+            self._publisher = asyncio.create_task(self._publish_status(), name="runtime-status")
         self._wake.set()
 
     def _notified(self, *_: Any) -> None:
@@ -83,37 +90,64 @@ class AgentRuntime:
     async def stop(self) -> None:
         """Stop taking work, stop the agents (an investigation cut short is requeued when its lease runs out,
         at the latest when a runtime starts again), release the connections."""
-        for loop in self._loops:
-            loop.cancel()
-        for loop in self._loops:
+        self._stopping.set()
+        if self._publisher is not None:  # ends at its next look at _stopping (never cancelled inside redis-py)
+            await self._publisher
+            self._publisher = None
+        tasks = [*self._loops, *self._workers]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await loop
+                await task
         self._loops.clear()
         await self.pool.close()
         if self._redis is not None:
             with contextlib.suppress(Exception):  # the status expires on its own
-                await runtime_status.remove(self._redis, self._status_key)
+                await asyncio.wait_for(runtime_status.remove(self._redis, self._status_key), 2.0)
             await self._redis.aclose()
             self._redis = None
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
 
-    async def _work(self, slot: int) -> None:
+    async def _dispatch(self) -> None:
+        """Borrow investigators for queued work only: as many as investigations wait (up to the pool's max), so
+        the pool's waiters are real queue pressure and an idle pool scales down."""
+        assert self._listener is not None
+        slots = self.pool.kinds["investigator"].max
         while True:
-            try:
-                async with self.pool.acquire("investigator") as agent:
-                    done = await self._backend.call(agent, "work_one")
-            except PoolTimeout:
-                continue
-            except Exception:  # a dead agent: the pool replaces it, its claim's lease runs out and is retried
-                done = {}
-            if done:
-                self._done.set()
-                continue
             self._wake.clear()
+            await queue.requeue_expired(self._listener)  # leases of dead agents run out: their work waits again
+            self.queued = await self._listener.fetchval("SELECT count(*) FROM investigations WHERE status = 'queued'")
+            for _ in range(min(self.queued - self._starting, slots - len(self._workers))):
+                self._starting += 1
+                worker = asyncio.create_task(self._work_one())
+                self._workers.add(worker)
+                worker.add_done_callback(self._worker_done)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    def _worker_done(self, worker: asyncio.Task[None]) -> None:
+        self._workers.discard(worker)
+        self._wake.set()  # look at the queue again
+
+    async def _work_one(self) -> None:
+        started = False
+        try:
+            async with self.pool.acquire("investigator") as agent:
+                self._starting -= 1
+                started = True
+                done = await self._backend.call(agent, "work_one")
+            if done:
+                self._done.set()
+        except PoolTimeout:
+            pass  # the dispatcher tries again with the queue as it is then
+        except Exception:  # noqa: S110 - a dead agent: the pool replaces it, its claim's lease runs out, retried
+            pass
+        finally:
+            if not started:
+                self._starting -= 1
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -121,16 +155,19 @@ class AgentRuntime:
         """What this runtime runs: the pool's stats, its process and what it resumed at start."""
         return {
             "key": self._status_key, "pid": os.getpid(), "started_at": self.started_at, "updated_at": time.time(),
-            "resumed": len(self.resumed), "pool": self.pool.stats(), **self.info,
+            "resumed": len(self.resumed), "queued": self.queued, "pool": self.pool.stats(), **self.info,
         }  # fmt: skip
 
     async def _publish_status(self) -> None:
         assert self._redis is not None
         period = min(cfg.health_period for cfg in self.pool.kinds.values())
-        while True:
+        while not self._stopping.is_set():
             with contextlib.suppress(Exception):  # Redis away for a moment: the next period tries again
-                await runtime_status.publish(self._redis, self._status_key, self.status(), ttl_s=3 * period)
-            await asyncio.sleep(period)  # the publishing period
+                await asyncio.wait_for(
+                    runtime_status.publish(self._redis, self._status_key, self.status(), ttl_s=3 * period), period
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), period)
 
     # --- investigations ----------------------------------------------------------------------------
 
@@ -179,6 +216,53 @@ def ray_runtime(settings: Settings, *, kinds: Iterable[str] | None = None, **opt
     chosen = list(kinds) if kinds is not None else list(AGENTS)
     backend = RayBackend({k: AGENTS[k] for k in chosen}, settings)
     return AgentRuntime(settings, backend, dict.fromkeys(chosen, config), **options)
+
+
+def run_agents(settings: Settings, echo: Callable[[str], None]) -> None:
+    """``cidadao up``'s foreground: Ray (local with its dashboard, or ``CIDADAO_RAY_ADDRESS``), the agent pool,
+    the investigation loops; until Ctrl-C or SIGTERM, then everything stopped in order."""
+    import ray
+
+    info = start_ray(settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port)
+    try:
+        echo(f"ray: {'started a local cluster' if info.started else 'joined the cluster'} at {info.address}")
+        if info.dashboard_url:
+            echo(f"ray dashboard: {info.dashboard_url}")
+        elif info.started:
+            echo("ray dashboard: off (CIDADAO_RAY_DASHBOARD=false)")
+        if info.token_auth:
+            where = f"kept in {info.token_path}" if info.token_path else "from RAY_AUTH_TOKEN"
+            echo(f"ray auth: token required; `ray get-auth-token` prints it ({where})")
+        else:
+            echo("ray auth: OFF (RAY_AUTH_MODE is not token): anyone who reaches Ray's ports can run code")
+        asyncio.run(_serve(settings, info, echo))
+    finally:
+        ray.shutdown()
+        echo("stopped: agents, ray")
+
+
+async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = ray_runtime(settings, publish=True, info={"ray": info.as_dict()})
+    try:
+        await runtime.start()
+        cfg = PoolConfig.from_settings(settings)
+        echo(
+            f"agents: {', '.join(f'{k} {cfg.initial}' for k in runtime.pool.kinds)} "
+            f"(each kind scales {cfg.min}-{cfg.max}; `cidadao pool status` shows them)"
+        )
+        if runtime.resumed:
+            echo(f"resumed: {len(runtime.resumed)} investigations a stopped runtime had left running")
+        echo("ready; press Ctrl-C to stop")
+        await stop.wait()
+        echo("stopping: agents finish nothing new; running investigations resume at the next start")
+    finally:
+        await runtime.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
 
 
 async def investigate_once(

@@ -34,7 +34,9 @@ fetch_app = typer.Typer(help="Download contracts from the live sources.", no_arg
 bench_app = typer.Typer(help="Benchmarks: print a table, write JSON, compare to a same-run baseline.")
 app.add_typer(db_app, name="db")
 app.add_typer(fetch_app, name="fetch")
+pool_app = typer.Typer(help="The agent pools of running `cidadao up` runtimes.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.add_typer(pool_app, name="pool")
 
 err = Console(stderr=True, highlight=False)
 
@@ -142,17 +144,78 @@ def up(
     demo: Annotated[int, typer.Option(help="Generate and ingest N contracts when the database is empty.")] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the demo data.")] = 7,
     detach: Annotated[
-        bool, typer.Option("--detach", help="Return once everything runs; `cidadao down` stops.")
+        bool, typer.Option("--detach", help="Start only the stores and return; `cidadao down` stops them.")
     ] = False,
 ) -> None:
-    """The main job: start or reach the stores, migrate, load demo data, and run until Ctrl-C."""
+    """The main job: the stores, Ray and its dashboard, the agent pool working the investigation queue — until
+    Ctrl-C. With --detach: only the stores, left running."""
     from cidadao.runtime import run_up
 
     settings = _settings()
+
+    def serve() -> None:
+        from actors.runtime import run_agents
+
+        run_agents(settings, typer.echo)
+
     try:
-        run_up(settings, demo=demo, seed=seed, detach=detach, echo=typer.echo)
+        run_up(settings, demo=demo, seed=seed, detach=detach, echo=typer.echo, serve=serve)
     except CidadaoError as exc:
         _fail(str(exc))
+
+
+@pool_app.command("status")
+def pool_status(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Agents per kind (busy, idle, waiting, utilisation, limits, names) of every running runtime; exit 1 if none."""
+    from cidadao.storage.servers import running_redis_url
+
+    settings = _settings()
+    url = running_redis_url(settings)
+    runtimes = [] if url is None else _run(_read_runtimes(url))
+    if as_json:
+        _emit_json({"runtimes": runtimes})
+    elif not runtimes:
+        err.print("no agent runtime is running: start one with `cidadao up`")
+    else:
+        _print_runtimes(runtimes)
+    if not runtimes:
+        raise typer.Exit(1)
+
+
+async def _read_runtimes(url: str) -> list[dict[str, Any]]:
+    import redis.asyncio as aioredis
+
+    from cidadao.storage import runtime_status
+
+    client = aioredis.from_url(url)
+    try:
+        return await runtime_status.read_all(client)
+    finally:
+        await client.aclose()
+
+
+def _print_runtimes(runtimes: list[dict[str, Any]]) -> None:
+    import time
+
+    from rich.table import Table
+
+    out = Console()
+    for rt in runtimes:
+        ray_info = rt.get("ray") or {}
+        up_for = time.time() - rt.get("started_at", time.time())
+        out.print(f"runtime {rt['key'].removeprefix('cidadao:runtime:')}: up {up_for:.0f} s, "
+                  f"dashboard {ray_info.get('dashboard_url') or 'off'}")  # fmt: skip
+        table = Table("kind", "agents", "busy", "idle", "waiting", "utilization", "min", "max")
+        for kind, k in rt["pool"]["kinds"].items():
+            table.add_row(
+                kind, *(str(k[c]) for c in ("agents", "busy", "idle", "waiting")), f"{k['utilization']:.0%}",
+                str(k["min"]), str(k["max"]),
+            )  # fmt: skip
+        out.print(table)
+        out.print(f"queued investigations: {rt.get('queued', 0)}")
+        out.print("events: " + ", ".join(f"{name} {n}" for name, n in rt["pool"]["events"].items()))
+        for kind, k in rt["pool"]["kinds"].items():
+            out.print(f"{kind}: {', '.join(k['names'])}", soft_wrap=True)
 
 
 # --- data in -----------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""What the ``cidadao`` commands do, as plain functions (no CLI parsing, no Ray yet).
+"""What the ``cidadao`` commands do, as plain functions (no CLI parsing).
 
-``ingest_paths`` loads files; ``run_up`` is the main job. Later issues add Ray, the agents and the API
-to ``run_up``.
+``ingest_paths`` loads files; ``run_up`` is the main job's stores, around what the CLI gives it to serve
+(Ray and the agents: :func:`actors.runtime.run_agents`).
 """
 
 from __future__ import annotations
@@ -100,10 +100,14 @@ async def _start(settings: Settings, *, demo: int, seed: int, echo: Callable[[st
     return ep
 
 
-def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Callable[[str], None]) -> None:
+def run_up(
+    settings: Settings, *, demo: int, seed: int, detach: bool, echo: Callable[[str], None],
+    serve: Callable[[], None] | None = None,
+) -> None:  # fmt: skip
     """Start or reach the stores, migrate, load demo data into an empty database, print what runs where.
 
-    Without ``detach`` it then waits for Ctrl-C (SIGINT) or SIGTERM and stops the embedded servers.
+    Without ``detach`` it then runs ``serve`` (the agents; it returns on Ctrl-C or SIGTERM) — or, without one,
+    waits for Ctrl-C or SIGTERM — and stops the embedded servers.
     """
     import asyncio
 
@@ -116,6 +120,17 @@ def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Call
     if detach:
         echo("running; `cidadao down` stops the embedded servers")
         return
+    try:
+        if serve is not None:
+            serve()
+        else:
+            _wait_for_signal(echo)
+    finally:
+        stopped = stop_embedded(settings)
+        echo("stopped: " + (", ".join(stopped) if stopped else "nothing embedded to stop"))
+
+
+def _wait_for_signal(echo: Callable[[str], None]) -> None:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     echo("ready; press Ctrl-C to stop")
@@ -125,5 +140,3 @@ def run_up(settings: Settings, *, demo: int, seed: int, detach: bool, echo: Call
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-    stopped = stop_embedded(settings)
-    echo("stopped: " + (", ".join(stopped) if stopped else "nothing embedded to stop"))

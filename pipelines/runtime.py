@@ -1,24 +1,52 @@
-"""Starting or joining Ray for the pipelines: local by default, on 127.0.0.1, no dashboard."""
+"""Starting or joining Ray: local by default, token authentication on (Ray 2.60's default for a local cluster).
+
+Ray resolves ``127.0.0.1`` to the machine's reachable address and its own services (GCS, raylet, workers)
+listen on every interface; what protects them is the token, which Ray generates on first use in
+``~/.ray/auth_token`` (or takes from ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``). Leave ``RAY_AUTH_MODE``
+unset or ``token``; put a firewall in front of a machine others can reach. The dashboard, when started, binds
+127.0.0.1 only.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import ray
 
-__all__ = ["ensure_ray", "worker_count"]
+__all__ = ["RayInfo", "ensure_ray", "start_ray", "worker_count"]
+
+NAMESPACE = "cidadao"
+
+
+@dataclass(frozen=True)
+class RayInfo:
+    address: str
+    started: bool  # False: we joined a cluster someone else runs
+    dashboard_url: str | None
+    token_auth: bool
+    token_path: str | None  # where the token is read from, when it is a file
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "address": self.address, "started": self.started, "dashboard_url": self.dashboard_url,
+            "token_auth": self.token_auth, "token_path": self.token_path,
+        }  # fmt: skip
 
 
 def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address``, or start a local Ray bound to 127.0.0.1; no-op if Ray is up.
+    """Join the cluster at ``address``, or start a local Ray without a dashboard; no-op if Ray is up.
 
     Workers' stdout is not forwarded to the driver, so a command's ``--json`` output stays one object; Ray's
-    own notices below ERROR stay in its session logs. Token authentication stays on (Ray 2.60's default).
+    own notices below ERROR stay in its session logs.
     """
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
         return
     ray.init(
         num_cpus=num_cpus,
@@ -26,7 +54,34 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         _node_ip_address="127.0.0.1",
         log_to_driver=False,
         logging_level=logging.ERROR,
+        namespace=NAMESPACE,
     )
+
+
+def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int) -> RayInfo:
+    """``cidadao up``'s Ray: join ``address``, or start a local one with its dashboard on
+    ``127.0.0.1:dashboard_port`` (unless ``dashboard`` is False). Say where it is and how to authenticate."""
+    if address:
+        context = ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
+    else:
+        context = ray.init(
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            dashboard_port=dashboard_port,
+            _node_ip_address="127.0.0.1",
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            namespace=NAMESPACE,
+        )
+    url = context.dashboard_url or None
+    token_auth = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+    token_path = None
+    if token_auth and not os.environ.get("RAY_AUTH_TOKEN"):
+        token_path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return RayInfo(
+        address=ray.get_runtime_context().gcs_address, started=not address,
+        dashboard_url=f"http://{url}" if url else None, token_auth=token_auth, token_path=token_path,
+    )  # fmt: skip
 
 
 def worker_count() -> int:

@@ -67,6 +67,7 @@ def test_killed_servers_are_recovered(home: tuple[Settings, dict[str, str]]) -> 
 
 def test_up_survives_a_killed_runtime_and_stops_on_ctrl_c(home: tuple[Settings, dict[str, str]]) -> None:
     settings, env = home
+    env = dict(env, CIDADAO_AGENT_POOL_SIZE="1", CIDADAO_RAY_DASHBOARD="false")  # the stores are what is tested
     first = CliProcess("up", env=env)
     first.wait_for_line("ready")
     pg = _pg_pid(settings)
