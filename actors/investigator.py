@@ -34,14 +34,14 @@ class Investigator:
     kind = "investigator"
 
     def __init__(
-        self, settings: Settings, name: str | None = None, *, lease_seconds: float = 30.0, max_attempts: int = 3,
-        strategy: Strategy = "map_reduce",
+        self, settings: Settings, name: str | None = None, *, lease_seconds: float | None = None,
+        max_attempts: int | None = None, strategy: Strategy = "map_reduce",
     ) -> None:  # fmt: skip
         self.settings = settings
         self.strategy = strategy
         self.name = name or f"investigator-{uuid.uuid4().hex[:8]}"
-        self.lease_seconds = lease_seconds
-        self.max_attempts = max_attempts
+        self.lease_seconds = settings.investigation_lease if lease_seconds is None else lease_seconds
+        self.max_attempts = settings.investigation_max_attempts if max_attempts is None else max_attempts
         self.started_at = time.time()
         self.tasks_done = 0
         self.current: uuid.UUID | None = None

@@ -209,6 +209,25 @@ class AgentRuntime:
         finally:
             await conn.close()
 
+    async def wait_many(self, ids: Iterable[uuid.UUID | str], timeout_s: float) -> dict[str, str]:
+        """Statuses of many investigations once every one has ended, watched over one connection."""
+        wanted = [uuid.UUID(str(i)) for i in ids]
+        conn = await connect(self._dsn)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    self._done.clear()
+                    rows = await conn.fetch("SELECT id, status FROM investigations WHERE id = ANY($1::uuid[])", wanted)
+                    if len(rows) < len(wanted):
+                        missing = sorted(set(map(str, wanted)) - {str(r["id"]) for r in rows})
+                        raise CidadaoError(f"no investigation {missing[0]}")
+                    if all(r["status"] in FINAL for r in rows):
+                        return {str(r["id"]): r["status"] for r in rows}
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._done.wait(), self.poll_s)
+        finally:
+            await conn.close()
+
 
 def ray_runtime(settings: Settings, *, kinds: Iterable[str] | None = None, **options: Any) -> AgentRuntime:
     """A runtime whose agents are named Ray actors, ``AGENT_POOL_SIZE`` of each kind pre-warmed."""

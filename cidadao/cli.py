@@ -435,6 +435,46 @@ def bench_quality(
         _fail(str(exc))
 
 
+@bench_app.command("agents")
+def bench_agents(
+    contracts: Annotated[int, typer.Option(min=10_000, help="Contracts generated for the run.")] = 450_000,
+    pool_sizes: Annotated[str, typer.Option(help="Investigator pool sizes for the throughput runs.")] = "1,2,4",
+    investigations: Annotated[int, typer.Option(min=1, help="Concurrent organ investigations.")] = 100,
+    calls: Annotated[int, typer.Option(min=100, help="Actor calls for the acquire overhead.")] = 2000,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/agents.json"),
+) -> None:
+    """One organ's latency cold and warm, throughput against pool size, the pool's acquire overhead."""
+    from bench.agents import run_benchmark
+
+    try:
+        run_benchmark(
+            _settings(), contracts, _int_list(pool_sizes, "--pool-sizes"), investigations, calls, out, typer.echo
+        )
+    except (CidadaoError, ValueError) as exc:
+        _fail(str(exc))
+
+
+@bench_app.command("chaos-agents")
+def bench_chaos_agents(
+    investigations: Annotated[int, typer.Option(min=1, help="Organ investigations.")] = 100,
+    contracts: Annotated[int, typer.Option(min=1000, help="Contracts generated for the run.")] = 100_000,
+    investigators: Annotated[int, typer.Option(min=1, help="Investigator agents.")] = 2,
+    kill_every: Annotated[float, typer.Option(min=0.05, help="Mean seconds between kills.")] = 1.0,
+    lease: Annotated[float, typer.Option(min=1.0, help="Investigation lease, seconds.")] = 3.0,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path(
+        "bench/results/chaos-agents.json"
+    ),
+) -> None:
+    """Investigations while investigator processes are SIGKILLed at random: completed, failed, duplicated, and
+    whether the results equal a run without kills."""
+    from bench.agents import run_chaos_benchmark
+
+    try:
+        run_chaos_benchmark(_settings(), contracts, investigations, investigators, kill_every, lease, out, typer.echo)
+    except (CidadaoError, ValueError) as exc:
+        _fail(str(exc))
+
+
 def main() -> None:
     """Console-script entry point."""
     with contextlib.suppress(AttributeError):

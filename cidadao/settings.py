@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # below this many contracts an investigation runs in-process: the crossover measured on 2 cores by
     # `cidadao bench pipeline` (Ray loses at 500k from Postgres, wins at 1M); lower it on bigger machines
     investigate_inline_rows: int = Field(750_000, ge=0, validation_alias=_own("INVESTIGATE_INLINE_ROWS"))
+    # an investigator renews its claim every third of the lease; a crashed one's work is retried once it runs out
+    investigation_lease: float = Field(30.0, ge=1.0, le=3600.0, validation_alias=_own("INVESTIGATION_LEASE"))
+    investigation_max_attempts: int = Field(3, ge=1, le=100, validation_alias=_own("INVESTIGATION_MAX_ATTEMPTS"))
 
     # the pool scales each kind between these with its load (CIDADAO_AGENT_POOL_SIZE must lie between them)
     agent_pool_min: int = Field(1, ge=0, le=1000, validation_alias=_own("AGENT_POOL_MIN"))

@@ -171,8 +171,9 @@ async def _copy_arrow(conn: asyncpg.Connection, name: str, table: pa.Table) -> N
 async def store_tables(conn: asyncpg.Connection, contracts: pa.Table, side: SideData) -> None:
     """COPY tables already in the rules' shapes (synthetic data for benchmarks, tests, notebooks) into Postgres.
 
-    No validation and no dimension rows: real files go through ``cidadao ingest``. Contracts get source
-    ``portal`` and an empty raw record; registry rows count as companies.
+    No validation: real files go through ``cidadao ingest``. Contracts get source ``portal`` and an empty raw
+    record; their organs get a row (by code only, so agency flags can name them); registry rows count as
+    companies.
     """
     n = contracts.num_rows
     await _copy_arrow(conn, "contracts", pa.table({
@@ -182,6 +183,10 @@ async def store_tables(conn: asyncpg.Connection, contracts: pa.Table, side: Side
         "final_value": contracts["final_value"], "supplier_document": contracts["supplier"],
         "raw": pa.array(["{}"] * n),
     }))  # fmt: skip
+    await conn.execute(
+        "INSERT INTO organs (codigo) SELECT DISTINCT unnest($1::text[]) ON CONFLICT DO NOTHING",
+        pc.unique(contracts["orgao"]).to_pylist(),
+    )
     s = side.sanctions
     await _copy_arrow(conn, "sanctions", pa.table({
         "registry": s["registry"], "source_id": pa.array([str(i) for i in range(s.num_rows)]),
