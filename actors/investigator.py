@@ -18,6 +18,7 @@ import asyncpg
 
 from actors._database import AgentDatabase
 from actors._health import health_of
+from actors.peer_data import PEER_DATA, PeerData, load_peer_data
 from cidadao.errors import EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
@@ -47,6 +48,7 @@ class Investigator:
         self.current: uuid.UUID | None = None
         self._database = AgentDatabase(settings, read_only=False, max_size=2)  # the queue, on the primary
         self._reads = AgentDatabase(settings, read_only=True, max_size=1)  # the scope, from the replica if any
+        self._peer_handle: Any = None
 
     async def close(self) -> None:
         await self._database.close()
@@ -85,9 +87,11 @@ class Investigator:
                 counts = await organ_counts(conn, scope)
                 if not counts:
                     raise no_contracts(scope)
+                peer = await self._peer_data(conn, scope.year)
                 result, summary = await sweep_scope(
-                    self.settings, conn, self._reads.reader_dsn, scope, counts, self.strategy
-                )
+                    self.settings, conn, self._reads.reader_dsn, scope, counts, self.strategy,
+                    reference=(peer.side, peer.thresholds),
+                )  # fmt: skip
             async with pool.acquire() as conn:
                 if cancelled.is_set():
                     return await queue.fail(conn, claim, "cancelled on request", max_attempts=self.max_attempts)
@@ -100,6 +104,30 @@ class Investigator:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+
+    async def _peer_data(self, conn: asyncpg.Connection, year: int | None) -> PeerData:
+        """The shared reference data from the ``cidadao-peer-data`` actor when one runs in this Ray namespace;
+        else (no Ray, no such actor, or it failed) computed here from ``conn``."""
+        handle = self._peer_cache()
+        if handle is not None:
+            try:
+                (ref,) = await handle.get.remote(year)
+                return await ref  # type: ignore[no-any-return]
+            except Exception:  # the cache died or restarts: this investigation computes its own
+                self._peer_handle = None
+        return await load_peer_data(conn, year)
+
+    def _peer_cache(self) -> Any:
+        if self._peer_handle is None:
+            import ray
+
+            if not ray.is_initialized():
+                return None
+            try:
+                self._peer_handle = ray.get_actor(PEER_DATA, namespace="cidadao")
+            except ValueError:  # no such actor
+                return None
+        return self._peer_handle
 
     async def _renew(self, pool: asyncpg.Pool, claim: queue.Claim, cancelled: asyncio.Event) -> None:
         while True:

@@ -106,16 +106,28 @@ class LocalBackend:
 
 
 class RayBackend:
-    """Agents as named Ray actors; ``classes[kind]`` is the plain class, ``args`` its constructor's first args."""
+    """Agents as named Ray actors; ``classes[kind]`` is the plain class, ``args`` its constructor's first args.
+
+    ``singletons`` (name → plain class, built with the same args) are started once, before the first agent,
+    for the agents to find by name (the shared peer-data cache), and stopped by :meth:`close`.
+    """
 
     def __init__(
-        self, classes: dict[str, type], *args: Any, namespace: str = "cidadao", close_timeout: float = 10.0
-    ) -> None:
+        self, classes: dict[str, type], *args: Any, namespace: str = "cidadao", close_timeout: float = 10.0,
+        singletons: dict[str, type] | None = None,
+    ) -> None:  # fmt: skip
         self.classes, self.args, self.namespace, self.close_timeout = classes, args, namespace, close_timeout
+        self.singletons = dict(singletons or {})
+        self._singletons: dict[str, Any] = {}
 
     async def start(self, kind: str, name: str) -> Any:
         from actors.factory import actor_class
 
+        for single, cls in self.singletons.items():
+            if single not in self._singletons:
+                options = {"name": single, "namespace": self.namespace, "get_if_exists": True}
+                self._singletons[single] = actor_class(cls).options(**options).remote(*self.args, single)
+                await self.health(self._singletons[single])
         handle = actor_class(self.classes[kind]).options(name=name, namespace=self.namespace).remote(*self.args, name)
         await handle.health.options(concurrency_group="health").remote()  # warm: constructed and answering
         return handle
@@ -132,6 +144,11 @@ class RayBackend:
         with contextlib.suppress(Exception):  # already dead or not answering: killed all the same
             await asyncio.wait_for(handle.close.options(concurrency_group="health").remote(), self.close_timeout)
         ray.kill(handle)
+
+    async def close(self) -> None:
+        """Stop the singletons."""
+        singletons, self._singletons = list(self._singletons.values()), {}
+        await asyncio.gather(*(self.stop(h) for h in singletons))
 
 
 @dataclass(eq=False)
@@ -183,6 +200,9 @@ class AgentPool:
         for kind in self.kinds:
             self._agents[kind].clear()
             self._idle[kind].clear()
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            await close()
 
     async def _add(self, kind: str) -> _Agent:
         name = f"cidadao-{kind}-{next(self._counter)}"

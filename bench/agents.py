@@ -33,6 +33,7 @@ from pydantic import SecretStr
 
 from actors.investigator import Investigator
 from actors.orchestrator import Orchestrator
+from actors.peer_data import PEER_DATA, PeerDataCache
 from actors.pool import PoolConfig, RayBackend
 from actors.runtime import AgentRuntime
 from bench.scratch import scratch_database
@@ -70,10 +71,13 @@ async def _populate(dsn: str, contracts: int, seed: int) -> list[tuple[str, int]
     return [(r["orgao_codigo"], int(r["n"])) for r in rows]
 
 
-def _runtime(settings: Settings, investigators: int, **investigator_options: Any) -> AgentRuntime:
+def _runtime(settings: Settings, investigators: int) -> AgentRuntime:
     """Investigators (a fixed number) and one orchestrator, as named Ray actors."""
-    fixed = PoolConfig(min=investigators, max=investigators, health_period=1.0)
-    backend = RayBackend({"investigator": Investigator, "orchestrator": Orchestrator}, settings)
+    # recycling off: measured here are the agents at work, not their replacement every 1,000 tasks
+    fixed = PoolConfig(min=investigators, max=investigators, health_period=1.0, recycle_after_tasks=10**9)
+    backend = RayBackend(
+        {"investigator": Investigator, "orchestrator": Orchestrator}, settings, singletons={PEER_DATA: PeerDataCache}
+    )
     return AgentRuntime(settings, backend, {"investigator": fixed, "orchestrator": PoolConfig()}, poll_s=0.5)
 
 
@@ -241,7 +245,9 @@ async def _killer(runtime: AgentRuntime, every_s: float, rng: random.Random, kil
         name = rng.choice(names)
         try:
             handle = ray.get_actor(name, namespace="cidadao")
-            health: dict[str, Any] = await asyncio.wait_for(handle.health.options(concurrency_group="health").remote(), 2.0)
+            health: dict[str, Any] = await asyncio.wait_for(
+                handle.health.options(concurrency_group="health").remote(), 2.0
+            )
         except Exception:
             continue
         os.kill(health["pid"], signal.SIGKILL)

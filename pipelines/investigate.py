@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from cidadao.errors import EmptyScope
-from cidadao.redflags.stats import merge_prices
+from cidadao.redflags.base import SideData
+from cidadao.redflags.stats import PriceThresholds, merge_prices
 from cidadao.redflags.sweep import SweepResult
 from cidadao.settings import Settings
 from cidadao.storage.analysis import Scope, load_price_histogram, load_side
@@ -28,12 +29,19 @@ __all__ = ["no_contracts", "sweep_scope"]
 
 async def sweep_scope(
     settings: Settings, reader: asyncpg.Connection, reader_dsn: str, scope: Scope, counts: list[tuple[str, int]],
-    strategy: Strategy = "map_reduce",
+    strategy: Strategy = "map_reduce", reference: tuple[SideData, PriceThresholds] | None = None,
 ) -> tuple[SweepResult, dict[str, Any]]:  # fmt: skip
-    """Every rule over ``scope`` (whose organs and sizes are ``counts``): the result and its summary."""
+    """Every rule over ``scope`` (whose organs and sizes are ``counts``): the result and its summary.
+
+    ``reference``: the sanction/registry data and the peer price thresholds of the scope's years, when the
+    caller has them (shared between investigations); else read here.
+    """
     started = time.perf_counter()
-    side = await load_side(reader)
-    thresholds = merge_prices([await load_price_histogram(reader, scope)])
+    if reference is None:
+        side = await load_side(reader)
+        thresholds = merge_prices([await load_price_histogram(reader, scope)])
+    else:
+        side, thresholds = reference
     inline_below = settings.investigate_inline_rows
     if sum(n for _, n in counts) >= inline_below and threading.current_thread() is threading.main_thread():
         ensure_ray(settings.ray_address)  # from the main thread when we can: Ray installs signal handlers there
