@@ -143,6 +143,8 @@ class RayBackend:
 
         with contextlib.suppress(Exception):  # already dead or not answering: killed all the same
             await asyncio.wait_for(handle.close.options(concurrency_group="health").remote(), self.close_timeout)
+        with contextlib.suppress(Exception):  # Ray's graceful exit (the call fails as the actor dies)
+            await asyncio.wait_for(handle.__ray_terminate__.remote(), self.close_timeout)
         ray.kill(handle)
 
     async def close(self) -> None:

@@ -16,7 +16,8 @@ from ray.exceptions import RayActorError
 
 from actors import Investigator
 from actors.factory import actor_class
-from actors.pool import AgentPool, LocalBackend, PoolConfig, RayBackend
+from actors.peer_data import PEER_DATA, PeerDataCache
+from actors.pool import AgentBackend, AgentPool, LocalBackend, PoolConfig, RayBackend
 from actors.runtime import AgentRuntime
 from cidadao.settings import Settings
 from cidadao.storage import queue
@@ -152,8 +153,9 @@ async def test_a_pool_of_investigator_actors_works_the_queue_and_replaces_the_de
         await pool.close()
 
 
+@pytest.mark.parametrize("backend_kind", ["local", "ray"])
 async def test_a_restarted_runtime_resumes_queued_and_running_investigations(
-    db: asyncpg.Connection, store_settings: Settings
+    db: asyncpg.Connection, store_settings: Settings, backend_kind: str, request: pytest.FixtureRequest
 ) -> None:
     await _store(db, 24, 2000)
     running = (await queue.submit(db, {"orgao": "26000", "year": None})).id
@@ -162,7 +164,12 @@ async def test_a_restarted_runtime_resumes_queued_and_running_investigations(
     assert claim is not None and claim.id == running
     await db.execute("UPDATE investigations SET lease_until = now() - interval '1 second' WHERE id = $1", running)
 
-    backend = LocalBackend({"investigator": lambda name: Investigator(store_settings, name)})
+    backend: AgentBackend
+    if backend_kind == "ray":  # the agents as actors, the reference data shared through the object store
+        request.getfixturevalue("local_ray")
+        backend = RayBackend({"investigator": Investigator}, store_settings, singletons={PEER_DATA: PeerDataCache})
+    else:
+        backend = LocalBackend({"investigator": lambda name: Investigator(store_settings, name)})
     runtime = AgentRuntime(store_settings, backend, {"investigator": PoolConfig(min=1, max=2)}, poll_s=0.2)
     await runtime.start()
     try:

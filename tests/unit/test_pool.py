@@ -4,11 +4,14 @@ health replacement and scaling with hysteresis."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from actors.pool import UTILIZATION, AgentPool, LocalBackend, PoolConfig, PoolTimeout
+from cidadao.errors import ConfigError
+from cidadao.settings import load_settings
 from tests.helpers import eventually
 
 
@@ -141,3 +144,25 @@ async def test_scaling_up_and_down_with_hysteresis() -> None:
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError, match="min <= max"):
         PoolConfig(min=3, max=2)
+    with pytest.raises(ValueError, match="start size 5 is outside"):
+        PoolConfig(min=1, max=4, size=5)
+
+
+async def test_the_start_size_comes_from_the_settings_and_the_pool_scales_down_to_min() -> None:
+    settings = load_settings(agent_pool_size=3, agent_pool_min=1, agent_pool_max=5, agent_health_period=0.5)
+    config = PoolConfig.from_settings(settings)
+    assert (config.min, config.initial, config.max, config.health_period) == (1, 3, 5, 0.5)
+    p = AgentPool(LocalBackend({"echo": Echo}), {"echo": replace(config, health_timeout=0.2, scale_checks=2)})
+    await p.start(watchdog=False)
+    try:
+        assert p.stats()["kinds"]["echo"]["agents"] == 3  # pre-warmed: the start size, not min
+        for _ in range(6):  # idle: one agent fewer every second check, down to min
+            await p.check()
+        assert p.stats()["kinds"]["echo"]["agents"] == 1 and p.stats()["events"]["scaled_down"] == 2
+    finally:
+        await p.close()
+
+
+def test_pool_sizes_out_of_order_are_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match=r"AGENT_POOL_MIN \(1\) <= AGENT_POOL_SIZE \(9\) <= AGENT_POOL_MAX \(4\)"):
+        load_settings(agent_pool_size=9)
