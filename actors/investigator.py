@@ -46,6 +46,7 @@ class Investigator:
         self.started_at = time.time()
         self.tasks_done = 0
         self.current: uuid.UUID | None = None
+        self.progress = 0.0  # of the current investigation
         self._database = AgentDatabase(settings, read_only=False, max_size=2)  # the queue, on the primary
         self._reads = AgentDatabase(settings, read_only=True, max_size=1)  # the scope, from the replica if any
         self._peer_handle: Any = None
@@ -59,7 +60,7 @@ class Investigator:
         concurrency group)."""
         return health_of(
             self.name, self.kind, self.started_at, self.tasks_done, busy=self.current is not None,
-            investigation=str(self.current) if self.current else None,
+            investigation=str(self.current) if self.current else None, progress=self.progress,
         )  # fmt: skip
 
     async def work_one(self) -> dict[str, Any] | None:
@@ -70,7 +71,7 @@ class Investigator:
             claim = await queue.claim(conn, self.name, self.lease_seconds)
         if claim is None:
             return None
-        self.current = claim.id
+        self.current, self.progress = claim.id, 0.0
         try:
             status = await self._run(pool, claim)
         finally:
@@ -90,7 +91,7 @@ class Investigator:
                 peer = await self._peer_data(conn, scope.year)
                 result, summary = await sweep_scope(
                     self.settings, conn, self._reads.reader_dsn, scope, counts, self.strategy,
-                    reference=(peer.side, peer.thresholds),
+                    reference=(peer.side, peer.thresholds), on_progress=self._record_progress,
                 )  # fmt: skip
             async with pool.acquire() as conn:
                 if cancelled.is_set():
@@ -104,6 +105,10 @@ class Investigator:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
+
+    def _record_progress(self, share: float) -> None:
+        """Called from the sweep's thread; the lease renewal writes it to Postgres (below 1 until stored)."""
+        self.progress = min(share, 0.99)
 
     async def _peer_data(self, conn: asyncpg.Connection, year: int | None) -> PeerData:
         """The shared reference data from the ``cidadao-peer-data`` actor when one runs in this Ray namespace;
@@ -133,7 +138,7 @@ class Investigator:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)  # a lease renewal period, not a wait for a condition
             async with pool.acquire() as conn:
-                lease = await queue.extend_lease(conn, claim, self.lease_seconds)
+                lease = await queue.extend_lease(conn, claim, self.lease_seconds, progress=self.progress)
             if lease.cancel_requested or not lease.held:
                 cancelled.set()
                 return

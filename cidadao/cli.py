@@ -459,7 +459,7 @@ def bench_chaos_agents(
     investigations: Annotated[int, typer.Option(min=1, help="Organ investigations.")] = 100,
     contracts: Annotated[int, typer.Option(min=1000, help="Contracts generated for the run.")] = 100_000,
     investigators: Annotated[int, typer.Option(min=1, help="Investigator agents.")] = 2,
-    kill_every: Annotated[float, typer.Option(min=0.05, help="Mean seconds between kills.")] = 1.0,
+    kill_every: Annotated[float, typer.Option(min=0.05, help="Mean seconds between kills.")] = 0.5,
     lease: Annotated[float, typer.Option(min=1.0, help="Investigation lease, seconds.")] = 3.0,
     out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path(
         "bench/results/chaos-agents.json"

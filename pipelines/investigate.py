@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -30,11 +31,13 @@ __all__ = ["no_contracts", "sweep_scope"]
 async def sweep_scope(
     settings: Settings, reader: asyncpg.Connection, reader_dsn: str, scope: Scope, counts: list[tuple[str, int]],
     strategy: Strategy = "map_reduce", reference: tuple[SideData, PriceThresholds] | None = None,
+    on_progress: Callable[[float], None] | None = None,
 ) -> tuple[SweepResult, dict[str, Any]]:  # fmt: skip
     """Every rule over ``scope`` (whose organs and sizes are ``counts``): the result and its summary.
 
     ``reference``: the sanction/registry data and the peer price thresholds of the scope's years, when the
-    caller has them (shared between investigations); else read here.
+    caller has them (shared between investigations); else read here. ``on_progress(share)`` is called from
+    the sweep's thread as groups of organs finish.
     """
     started = time.perf_counter()
     if reference is None:
@@ -46,8 +49,9 @@ async def sweep_scope(
     if sum(n for _, n in counts) >= inline_below and threading.current_thread() is threading.main_thread():
         ensure_ray(settings.ray_address)  # from the main thread when we can: Ray installs signal handlers there
     result = await asyncio.to_thread(
-        sweep_postgres, reader_dsn, scope, counts, side, thresholds, strategy=strategy, inline_below=inline_below
-    )
+        sweep_postgres, reader_dsn, scope, counts, side, thresholds, strategy=strategy, inline_below=inline_below,
+        on_progress=on_progress,
+    )  # fmt: skip
     summary = {
         "contracts_analyzed": result.contracts_analyzed, "seconds": round(time.perf_counter() - started, 3),
         "flag_counts": result.counts(), "insufficient": result.insufficient, "strategy": strategy,

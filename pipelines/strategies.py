@@ -90,8 +90,9 @@ def _error(exc: BaseException) -> str:
 class _Gather:
     """Submit work with at most ``cap`` refs in flight; collect results and failures by item index."""
 
-    def __init__(self, cap: int) -> None:
+    def __init__(self, cap: int, on_progress: Callable[[int], None] | None = None) -> None:
         self.cap = max(1, cap)
+        self.on_progress = on_progress
         self.pending: dict[ray.ObjectRef[Any], tuple[list[int], bool]] = {}
         self.results: dict[int, Any] = {}
         self.failed: dict[int, str] = {}
@@ -112,6 +113,8 @@ class _Gather:
                 self.failed.update(dict.fromkeys(indexes, _error(exc)))
                 continue
             self.results.update(zip(indexes, value, strict=True) if batched else [(indexes[0], value)])
+        if self.on_progress is not None and ready:
+            self.on_progress(len(self.results) + len(self.failed))
 
     def drain(self) -> None:
         while self.pending:
@@ -136,10 +139,12 @@ def process_parallel(
     max_in_flight: int | None = None,
     queue_size: int | None = None,
     retries: int = 2,
+    on_progress: Callable[[int], None] | None = None,
 ) -> list[R]:
     """Apply ``fn`` (or, for ``pipeline``, its stages in turn) to every item on Ray; results in input order.
 
     ``batch_size`` items go to one ``map_reduce`` task (default: the ``BATCH_SIZE`` setting).
+    ``on_progress(n)`` is called, in this thread, each time more items have ended (``n`` so far).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
@@ -153,7 +158,7 @@ def process_parallel(
     workers = max_workers or worker_count()
     cap = max_in_flight or 2 * workers
     keys, values = _shared_refs(shared)
-    gather = _Gather(cap)
+    gather = _Gather(cap, on_progress)
     options = {"max_retries": retries, "retry_exceptions": True}
     if strategy == "map_reduce":
         if batch_size is None:

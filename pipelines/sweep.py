@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import pyarrow as pa
@@ -123,24 +123,31 @@ def sweep_postgres(
     strategy: Strategy = "map_reduce",
     max_workers: int | None = None,
     inline_below: int = INLINE_ROWS,
+    on_progress: Callable[[float], None] | None = None,
 ) -> SweepResult:
     """Every rule over the scope's contracts, read from Postgres group by group (``counts``: organ, rows).
 
     Call it from a thread without a running event loop. Groups that still fail after their retries raise
-    :class:`~cidadao.errors.PartitionsFailed` naming their organs.
+    :class:`~cidadao.errors.PartitionsFailed` naming their organs. ``on_progress(share)``: the share of the
+    groups swept so far, each time it grows.
     """
     total = sum(n for _, n in counts)
     side = side.prepared()
     if total < inline_below:
         groups = group_organs(counts, SINGLE_CHUNK_ROWS)
-        parts = [_read_and_sweep(g, dsn, scope, side, thresholds) for g in groups]
+        parts = []
+        for g in groups:
+            parts.append(_read_and_sweep(g, dsn, scope, side, thresholds))
+            if on_progress is not None:
+                on_progress(len(parts) / len(groups))
     else:
         ensure_ray()
         workers = max_workers or worker_count()
         groups = group_organs(counts, min(SINGLE_CHUNK_ROWS, max(MIN_CHUNK_ROWS, math.ceil(total / (4 * workers)))))
         shared = {"dsn": dsn, "scope": scope, "side": ray.put(side), "thresholds": thresholds}
         try:
-            parts = process_parallel(groups, _read_and_sweep, strategy, workers, 1, shared=shared)
+            progress = None if on_progress is None else (lambda n: on_progress(n / len(groups)))
+            parts = process_parallel(groups, _read_and_sweep, strategy, workers, 1, shared=shared, on_progress=progress)
         except PartitionsFailed as exc:
             labels = {i: _organs_label(groups[i]) for i in exc.failed}
             raise PartitionsFailed(exc.failed, exc.total, labels) from exc

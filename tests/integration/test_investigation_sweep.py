@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -44,10 +45,13 @@ async def test_every_strategy_reads_and_sweeps_like_one_process(db: asyncpg.Conn
     inline = await asyncio.to_thread(sweep_postgres, database_url, scope, counts, side, thresholds, inline_below=10**9)
     assert inline.contracts_analyzed == 6000 and inline.flag_table.num_rows > 0
     for strategy in STRATEGIES:
+        progress: list[float] = []
         got = await asyncio.to_thread(
-            sweep_postgres, database_url, scope, counts, side, thresholds, strategy=strategy, inline_below=0
-        )
+            sweep_postgres, database_url, scope, counts, side, thresholds, strategy=strategy, inline_below=0,
+            on_progress=progress.append,
+        )  # fmt: skip
         assert got.as_dict() == inline.as_dict(), strategy
+        assert progress == sorted(progress) and progress[-1] == 1.0 and progress[0] > 0, (strategy, progress)
     # the same flags as sweeping the whole table read at once (price thresholds from the same histogram)
     whole = sweep_table(await load_contracts(db, scope), side)
     assert {(f.contract_id, f.flag) for f in whole.flags} == {(f.contract_id, f.flag) for f in inline.flags}
@@ -70,7 +74,7 @@ async def test_an_organ_scope_reads_only_its_organ(db: asyncpg.Connection, datab
 async def test_groups_that_cannot_be_read_are_named(db: asyncpg.Connection, database_url: str) -> None:
     await _store(db, 5, 2000)
     counts, side, thresholds = await _inputs(db, Scope())
-    broken = database_url.rsplit("/", 1)[0] + "/no_such_database"
+    broken = urlunsplit(urlsplit(database_url)._replace(path="/no_such_database"))  # embedded: host in the query
     with pytest.raises(PartitionsFailed) as caught:
         await asyncio.to_thread(sweep_postgres, broken, Scope(), counts, side, thresholds, inline_below=0)
     assert "orgao 26000" in str(caught.value) and "no_such_database" in str(caught.value)
