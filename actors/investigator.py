@@ -18,7 +18,7 @@ import asyncpg
 
 from actors._database import AgentDatabase
 from actors._health import health_of
-from actors.peer_data import PEER_DATA, PeerData, load_peer_data
+from actors.peer_data import PeerData, load_peer_data, peer_data_name
 from cidadao.errors import EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
@@ -111,7 +111,7 @@ class Investigator:
         self.progress = min(share, 0.99)
 
     async def _peer_data(self, conn: asyncpg.Connection, year: int | None) -> PeerData:
-        """The shared reference data from the ``cidadao-peer-data`` actor when one runs in this Ray namespace;
+        """The shared reference data from this database's ``cidadao-peer-data-…`` actor when one runs on Ray;
         else (no Ray, no such actor, or it failed) computed here from ``conn``."""
         handle = self._peer_cache()
         if handle is not None:
@@ -129,7 +129,7 @@ class Investigator:
             if not ray.is_initialized():
                 return None
             try:
-                self._peer_handle = ray.get_actor(PEER_DATA, namespace="cidadao")
+                self._peer_handle = ray.get_actor(peer_data_name(self.settings), namespace="cidadao")
             except ValueError:  # no such actor
                 return None
         return self._peer_handle

@@ -4,7 +4,7 @@ An investigation of one organ judges its prices against every organ's contracts 
 price statistics: a histogram Postgres aggregates over the whole table) and its suppliers against the
 sanctions and the registry (indexes built in memory). For a small organ that is nearly all the work — on
 450,000 contracts, 0.55 s of statistics and 0.2 s of indexes against 15 ms of rules — and it is the same for
-every organ. :class:`PeerDataCache` (on Ray: one named actor, ``cidadao-peer-data``) computes it once per
+every organ. :class:`PeerDataCache` (on Ray: one named actor per database, ``cidadao-peer-data-…``) computes it once per
 (years, data version), puts it in the object store and hands every investigator the same object reference:
 one copy in shared memory, read zero-copy. Concurrent requests for a missing key wait for one computation (a
 lock per key). Data versions come from ``data_versions`` (migration 0004): every statement that changes
@@ -14,6 +14,7 @@ contracts, sanctions or suppliers bumps them, so a cached entry is never served 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 import uuid
 from collections import OrderedDict
@@ -29,9 +30,17 @@ from cidadao.redflags.stats import PriceThresholds, merge_prices
 from cidadao.settings import Settings
 from cidadao.storage.analysis import Scope, load_price_histogram, load_side
 
-__all__ = ["PEER_DATA", "PeerData", "PeerDataCache", "data_versions", "load_peer_data"]
+__all__ = ["PEER_DATA", "PeerData", "PeerDataCache", "data_versions", "load_peer_data", "peer_data_name"]
 
-PEER_DATA: Final = "cidadao-peer-data"  # the actor's name in the "cidadao" namespace
+PEER_DATA: Final = "cidadao-peer-data"  # the prefix of the actor's name in the "cidadao" namespace
+
+
+def peer_data_name(settings: Settings) -> str:
+    """The cache actor's name for this database: runtimes on one Ray cluster over different databases (a
+    benchmark beside the main job) must never share one."""
+    db = settings.database_url.get_secret_value() if settings.database_url else f"embedded:{settings.data_home}"
+    replica = settings.read_replica_url.get_secret_value() if settings.read_replica_url else ""
+    return f"{PEER_DATA}-{hashlib.sha256(f'{db}|{replica}'.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ class PeerDataCache:
 
     async def get(self, year: int | None) -> list[Any]:
         """``[ref]``: an object reference to the current :class:`PeerData` for ``year`` (in a list, so Ray hands
-        the reference over rather than the value). Outside Ray, the value itself."""
+        the reference over rather than the value). As a plain object (not an actor), the value itself."""
         async with (await self._database.pool()).acquire() as conn:
             key = (year, *await data_versions(conn))
             lock = self._locks.setdefault(key, asyncio.Lock())
@@ -98,6 +107,8 @@ class PeerDataCache:
 
 
 def _put(data: PeerData) -> Any:
+    """Into the object store when this runs as an actor; the plain object otherwise."""
     import ray
 
-    return ray.put(data) if ray.is_initialized() else data
+    as_actor = ray.is_initialized() and ray.get_runtime_context().get_actor_id() is not None
+    return ray.put(data) if as_actor else data

@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from actors.analyst import Analyst
 from actors.investigator import Investigator
 from actors.orchestrator import Orchestrator, Split
-from actors.peer_data import PEER_DATA, PeerDataCache
+from actors.peer_data import PeerDataCache, peer_data_name
 from actors.pool import AgentBackend, AgentPool, PoolConfig, PoolTimeout, RayBackend
 from actors.reporter import Reporter
 from cidadao.errors import CidadaoError
@@ -234,7 +234,7 @@ def ray_runtime(settings: Settings, *, kinds: Iterable[str] | None = None, **opt
     """A runtime whose agents are named Ray actors, ``AGENT_POOL_SIZE`` of each kind pre-warmed."""
     config = PoolConfig.from_settings(settings)
     chosen = list(kinds) if kinds is not None else list(AGENTS)
-    backend = RayBackend({k: AGENTS[k] for k in chosen}, settings, singletons={PEER_DATA: PeerDataCache})
+    backend = RayBackend({k: AGENTS[k] for k in chosen}, settings, singletons={peer_data_name(settings): PeerDataCache})
     return AgentRuntime(settings, backend, dict.fromkeys(chosen, config), **options)
 
 

@@ -36,7 +36,7 @@ from pydantic import SecretStr
 
 from actors.investigator import Investigator
 from actors.orchestrator import Orchestrator
-from actors.peer_data import PEER_DATA, PeerDataCache
+from actors.peer_data import PeerDataCache, peer_data_name
 from actors.pool import PoolConfig, RayBackend
 from actors.runtime import AgentRuntime
 from bench.scratch import scratch_database
@@ -89,7 +89,9 @@ def _runtime(settings: Settings, investigators: int) -> AgentRuntime:
     # recycling off: measured here are the agents at work, not their replacement every 1,000 tasks
     fixed = PoolConfig(min=investigators, max=investigators, health_period=1.0, recycle_after_tasks=10**9)
     backend = RayBackend(
-        {"investigator": Investigator, "orchestrator": Orchestrator}, settings, singletons={PEER_DATA: PeerDataCache}
+        {"investigator": Investigator, "orchestrator": Orchestrator},
+        settings,
+        singletons={peer_data_name(settings): PeerDataCache},
     )
     return AgentRuntime(settings, backend, {"investigator": fixed, "orchestrator": PoolConfig()}, poll_s=0.5)
 

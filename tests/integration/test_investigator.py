@@ -16,7 +16,7 @@ from ray.exceptions import RayActorError
 
 from actors import Investigator
 from actors.factory import actor_class
-from actors.peer_data import PEER_DATA, PeerDataCache
+from actors.peer_data import PeerDataCache, peer_data_name
 from actors.pool import AgentBackend, AgentPool, LocalBackend, PoolConfig, RayBackend
 from actors.runtime import AgentRuntime
 from cidadao.settings import Settings
@@ -167,7 +167,9 @@ async def test_a_restarted_runtime_resumes_queued_and_running_investigations(
     backend: AgentBackend
     if backend_kind == "ray":  # the agents as actors, the reference data shared through the object store
         request.getfixturevalue("local_ray")
-        backend = RayBackend({"investigator": Investigator}, store_settings, singletons={PEER_DATA: PeerDataCache})
+        backend = RayBackend(
+            {"investigator": Investigator}, store_settings, singletons={peer_data_name(store_settings): PeerDataCache}
+        )
     else:
         backend = LocalBackend({"investigator": lambda name: Investigator(store_settings, name)})
     runtime = AgentRuntime(store_settings, backend, {"investigator": PoolConfig(min=1, max=2)}, poll_s=0.2)
@@ -179,6 +181,10 @@ async def test_a_restarted_runtime_resumes_queued_and_running_investigations(
         later = await runtime.submit({"orgao": "36000", "year": 2024}, idempotency_key="later")
         again = await runtime.submit({"orgao": "36000", "year": 2024}, idempotency_key="later")
         third = await runtime.wait(later["id"], 60)
+        if backend_kind == "ray":  # the investigators took their reference data from the shared cache
+            cache = ray.get_actor(peer_data_name(store_settings), namespace="cidadao")
+            health = await cache.health.remote()
+            assert health["tasks_done"] == 3 and health["computed"] == 2  # 2 keys: every year, and 2024
     finally:
         await runtime.stop()
     assert again["id"] == later["id"] and not again["created"]
