@@ -87,6 +87,10 @@ class PeerDataCache:
         return health_of(self.name, self.kind, self.started_at, self.served, computed=self.computed,
                          entries=len(self._entries))  # fmt: skip
 
+    async def warm(self) -> None:
+        """Compute the every-year entry now (the runtime asks at start, so the first investigation finds it)."""
+        await self.get(None)
+
     async def get(self, year: int | None) -> list[Any]:
         """``[ref]``: an object reference to the current :class:`PeerData` for ``year`` (in a list, so Ray hands
         the reference over rather than the value). As a plain object (not an actor), the value itself."""

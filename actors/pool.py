@@ -109,7 +109,8 @@ class RayBackend:
     """Agents as named Ray actors; ``classes[kind]`` is the plain class, ``args`` its constructor's first args.
 
     ``singletons`` (name → plain class, built with the same args) are started once, before the first agent,
-    for the agents to find by name (the shared peer-data cache), and stopped by :meth:`close`.
+    for the agents to find by name (the shared peer-data cache), told to ``warm()`` up when they can, and
+    stopped by :meth:`close`.
     """
 
     def __init__(
@@ -126,8 +127,11 @@ class RayBackend:
         for single, cls in self.singletons.items():
             if single not in self._singletons:
                 options = {"name": single, "namespace": self.namespace, "get_if_exists": True}
-                self._singletons[single] = actor_class(cls).options(**options).remote(*self.args, single)
-                await self.health(self._singletons[single])
+                handle = actor_class(cls).options(**options).remote(*self.args, single)
+                await self.health(handle)
+                if hasattr(cls, "warm"):  # fire and forget: it fills its cache while the agents start
+                    handle.warm.remote()
+                self._singletons[single] = handle
         handle = actor_class(self.classes[kind]).options(name=name, namespace=self.namespace).remote(*self.args, name)
         await handle.health.options(concurrency_group="health").remote()  # warm: constructed and answering
         return handle
