@@ -120,18 +120,20 @@ class RayBackend:
         self.classes, self.args, self.namespace, self.close_timeout = classes, args, namespace, close_timeout
         self.singletons = dict(singletons or {})
         self._singletons: dict[str, Any] = {}
+        self._singletons_lock = asyncio.Lock()
 
     async def start(self, kind: str, name: str) -> Any:
         from actors.factory import actor_class
 
-        for single, cls in self.singletons.items():
-            if single not in self._singletons:
-                options = {"name": single, "namespace": self.namespace, "get_if_exists": True}
-                handle = actor_class(cls).options(**options).remote(*self.args, single)
-                await self.health(handle)
-                if hasattr(cls, "warm"):  # fire and forget: it fills its cache while the agents start
-                    handle.warm.remote()
-                self._singletons[single] = handle
+        async with self._singletons_lock:  # agents start concurrently; the singletons are made once
+            for single, cls in self.singletons.items():
+                if single not in self._singletons:
+                    options = {"name": single, "namespace": self.namespace, "get_if_exists": True}
+                    # keep this (the owner's) handle: a non-detached actor dies with its owner's last handle
+                    self._singletons[single] = actor_class(cls).options(**options).remote(*self.args, single)
+                    await self.health(self._singletons[single])
+                    if hasattr(cls, "warm"):  # fire and forget: it fills its cache while the agents start
+                        self._singletons[single].warm.remote()
         handle = actor_class(self.classes[kind]).options(name=name, namespace=self.namespace).remote(*self.args, name)
         await handle.health.options(concurrency_group="health").remote()  # warm: constructed and answering
         return handle
