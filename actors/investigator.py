@@ -50,6 +50,7 @@ class Investigator:
         self._database = AgentDatabase(settings, read_only=False, max_size=2)  # the queue, on the primary
         self._reads = AgentDatabase(settings, read_only=True, max_size=1)  # the scope, from the replica if any
         self._peer_handle: Any = None
+        self.peer_fallbacks = 0  # investigations that computed their reference data because the cache failed
 
     async def close(self) -> None:
         await self._database.close()
@@ -61,6 +62,7 @@ class Investigator:
         return health_of(
             self.name, self.kind, self.started_at, self.tasks_done, busy=self.current is not None,
             investigation=str(self.current) if self.current else None, progress=self.progress,
+            peer_fallbacks=self.peer_fallbacks,
         )  # fmt: skip
 
     async def work_one(self) -> dict[str, Any] | None:
@@ -120,6 +122,7 @@ class Investigator:
                 return await ref  # type: ignore[no-any-return]
             except Exception:  # the cache died or restarts: this investigation computes its own
                 self._peer_handle = None
+                self.peer_fallbacks += 1
         return await load_peer_data(conn, year)
 
     def _peer_cache(self) -> Any:

@@ -11,8 +11,9 @@ Setup (not timed): a database of its own, synthetic contracts COPYed in, a local
   (each a Ray actor); investigations per second, and the speed-up over a pool of one.
 - **acquire overhead**: the same trivial actor call made directly on the handle and through
   ``AgentPool.acquire`` (FIFO lending, bookkeeping), in the same run.
-- **chaos**: investigations while investigator processes are SIGKILLed at random; completed, failed,
-  duplicated, and whether every result equals a run without kills (:func:`run_chaos`).
+- **chaos**: investigations while working investigators' processes (and now and then the shared peer-data
+  cache) are SIGKILLed at random; completed, failed, duplicated, and whether every result equals a run
+  without kills (:func:`run_chaos`).
 """
 
 from __future__ import annotations
@@ -263,24 +264,29 @@ def _canonical(result: dict[str, Any]) -> bytes:
 
 
 async def _killer(runtime: AgentRuntime, every_s: float, rng: random.Random, kills: list[dict[str, Any]]) -> None:
-    """SIGKILL a random investigator's process every ``every_s`` seconds on average (exponential gaps)."""
+    """Every ``every_s`` seconds on average (exponential gaps), SIGKILL an investigator that is working (one
+    chosen at random among the busy), or — one time in five — the shared peer-data cache."""
     import ray
 
+    cache_name = next(iter(getattr(runtime._backend, "singletons", {})), None)
     while True:
         await asyncio.sleep(rng.expovariate(1 / every_s))  # the next kill's random moment
-        names = runtime.pool.stats()["kinds"]["investigator"]["names"]
-        if not names:
-            continue
-        name = rng.choice(names)
-        try:
-            handle = ray.get_actor(name, namespace="cidadao")
-            health: dict[str, Any] = await asyncio.wait_for(
-                handle.health.options(concurrency_group="health").remote(), 2.0
-            )
-        except Exception:
-            continue
-        os.kill(health["pid"], signal.SIGKILL)
-        kills.append({"agent": name, "pid": health["pid"], "busy_with": health.get("investigation")})
+        names = list(runtime.pool.stats()["kinds"]["investigator"]["names"])
+        rng.shuffle(names)
+        if cache_name is not None and rng.random() < 0.2:
+            names = [cache_name]
+        for name in names:
+            try:
+                handle = ray.get_actor(name, namespace="cidadao")
+                asked: Any = handle.health.options(concurrency_group="health").remote()
+                health: dict[str, Any] = await asyncio.wait_for(asked, 2.0)
+            except Exception:
+                continue
+            if name != cache_name and not health.get("busy"):
+                continue
+            os.kill(health["pid"], signal.SIGKILL)
+            kills.append({"agent": name, "pid": health["pid"], "busy_with": health.get("investigation")})
+            break
 
 
 async def _run_all(
@@ -322,6 +328,7 @@ def run_chaos(
         "investigations": len(scopes), "investigators": investigators, "kill_every_s": kill_every_s,
         "lease_s": settings.investigation_lease, "max_attempts": settings.investigation_max_attempts,
         "kills": len(kills), "kills_mid_investigation": sum(1 for k in kills if k["busy_with"]),
+        "kills_of_the_cache": sum(1 for k in kills if k["agent"].startswith("cidadao-peer-data")),
         "completed": statuses.count("completed"), "failed": statuses.count("failed"),
         "duplicated": chaos["duplicated"], "identical": sum(identical), "all_identical": all(identical),
         "attempts": chaos["attempts"], "calm_seconds": round(calm_s, 2), "chaos_seconds": round(chaos_s, 2),
@@ -343,7 +350,8 @@ def run_chaos_benchmark(
     result["target_met"] = (
         result["completed"] == investigations and result["duplicated"] == 0 and result["all_identical"]
     )
-    echo(f"kills {result['kills']} ({result['kills_mid_investigation']} mid-investigation): "
+    echo(f"kills {result['kills']} ({result['kills_mid_investigation']} mid-investigation, "
+         f"{result['kills_of_the_cache']} of the cache): "
          f"completed {result['completed']}, failed {result['failed']}, duplicated {result['duplicated']}, "
          f"identical {result['identical']}/{investigations}; attempts {result['attempts']}; "
          f"{result['calm_seconds']} s calm, {result['chaos_seconds']} s under kills")  # fmt: skip
