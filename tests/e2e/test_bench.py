@@ -45,3 +45,34 @@ def test_bench_ingest(tmp_path: Path, cli_env: dict[str, str]) -> None:
 def test_bench_rejects_bad_sizes(cli_env: dict[str, str]) -> None:
     ran = run_cli("bench", "pipeline", "--sizes", "10k", env=cli_env)
     assert ran.returncode == 2 and "--sizes must be comma-separated whole numbers" in ran.stderr
+
+
+def test_bench_agents(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "agents.json"
+    ran = run_cli(
+        "bench", "agents", "--contracts", "10000", "--pool-sizes", "1,2", "--investigations", "6", "--calls", "100",
+        "--out", str(out), env=cli_env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    assert result["latency"]["cold_s"] > 0 and len(result["latency"]["warm_s"]) == 5
+    assert [r["investigators"] for r in result["throughput"]["runs"]] == [1, 2]
+    assert all(r["completed"] == 6 for r in result["throughput"]["runs"])
+    assert result["acquire"]["through_pool_us"] > 0 and result["acquire"]["acquire_release_only_us"] > 0
+
+
+def test_bench_chaos_agents(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "chaos.json"
+    ran = run_cli(
+        "bench", "chaos-agents", "--investigations", "6", "--contracts", "3000", "--kill-every", "0.3",
+        "--lease", "2", "--out", str(out), env=cli_env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    assert (result["completed"] + result["failed"], result["duplicated"]) == (6, 0)
+    assert "identical" in ran.stdout and result["calm_seconds"] > 0
+
+
+def test_bench_agents_needs_enough_organs(cli_env: dict[str, str]) -> None:
+    ran = run_cli("bench", "chaos-agents", "--investigations", "5000", "--contracts", "1000", env=cli_env)
+    assert ran.returncode == 2 and "organs for 5000 investigations" in ran.stderr
