@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import time
@@ -39,6 +40,7 @@ from pipelines.runtime import RayInfo, start_ray
 
 __all__ = ["AGENTS", "AgentRuntime", "investigate_once", "ray_runtime", "run_agents"]
 
+log = logging.getLogger(__name__)
 FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 AGENTS: Final[dict[str, type]] = {
     "orchestrator": Orchestrator, "investigator": Investigator, "analyst": Analyst, "reporter": Reporter,
@@ -74,9 +76,7 @@ class AgentRuntime:
     async def start(self) -> None:
         endpoints = (await prepare_stores(self.settings)).endpoints
         self._dsn = endpoints.database_url
-        self._listener = await connect(self._dsn)
-        await self._listener.add_listener(queue.CHANNEL, self._notified)
-        self.resumed = await queue.requeue_expired(self._listener)
+        self.resumed = await queue.requeue_expired(await self._listening())
         await self.pool.start()
         self.started_at = time.time()
         self._loops = [asyncio.create_task(self._dispatch(), name="investigation-dispatcher")]
@@ -108,19 +108,22 @@ class AgentRuntime:
                 await asyncio.wait_for(runtime_status.remove(self._redis, self._status_key), 2.0)
             await self._redis.aclose()
             self._redis = None
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+        await self._drop_listener()
 
     async def _dispatch(self) -> None:
         """Borrow investigators for queued work only: as many as investigations wait (up to the pool's max), so
         the pool's waiters are real queue pressure and an idle pool scales down."""
-        assert self._listener is not None
         slots = self.pool.kinds["investigator"].max
         while True:
             self._wake.clear()
-            await queue.requeue_expired(self._listener)  # leases of dead agents run out: their work waits again
-            self.queued = await self._listener.fetchval("SELECT count(*) FROM investigations WHERE status = 'queued'")
+            try:
+                listener = await self._listening()
+                await queue.requeue_expired(listener)  # leases of dead agents ran out: their work waits again
+                self.queued = await listener.fetchval("SELECT count(*) FROM investigations WHERE status = 'queued'")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # Postgres away: try again
+                log.warning("investigation dispatcher: %s: %s; retrying in %g s", type(exc).__name__, exc, self.poll_s)
+                await self._drop_listener()
+                self.queued = 0
             for _ in range(min(self.queued - self._starting, slots - len(self._workers))):
                 self._starting += 1
                 worker = asyncio.create_task(self._work_one())
@@ -128,6 +131,19 @@ class AgentRuntime:
                 worker.add_done_callback(self._worker_done)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _listening(self) -> asyncpg.Connection:
+        """The connection that LISTENs for new work, opened again if it was lost."""
+        if self._listener is None or self._listener.is_closed():
+            self._listener = await connect(self._dsn)
+            await self._listener.add_listener(queue.CHANNEL, self._notified)
+        return self._listener
+
+    async def _drop_listener(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close(timeout=2)
+            self._listener = None
 
     def _worker_done(self, worker: asyncio.Task[None]) -> None:
         self._workers.discard(worker)
@@ -144,8 +160,8 @@ class AgentRuntime:
                 self._done.set()
         except PoolTimeout:
             pass  # the dispatcher tries again with the queue as it is then
-        except Exception:  # noqa: S110 - a dead agent: the pool replaces it, its claim's lease runs out, retried
-            pass
+        except Exception as exc:  # a dead agent: the pool replaces it, its claim's lease runs out, it is retried
+            log.warning("an investigator failed mid-call (%s: %s); its work is retried", type(exc).__name__, exc)
         finally:
             if not started:
                 self._starting -= 1

@@ -216,3 +216,20 @@ async def test_the_shared_cache_survives_agents_of_several_kinds_starting_at_onc
             await pool.close()
         with pytest.raises(ValueError):  # closed with the pool
             ray.get_actor(peer_data_name(store_settings), namespace="cidadao")
+
+
+async def test_the_dispatcher_outlives_a_lost_connection(db: asyncpg.Connection, store_settings: Settings) -> None:
+    await _store(db, 25, 1000)
+    backend = LocalBackend({"investigator": lambda name: Investigator(store_settings, name)})
+    runtime = AgentRuntime(store_settings, backend, {"investigator": PoolConfig(min=1, max=1)}, poll_s=0.2)
+    await runtime.start()
+    try:
+        assert runtime._listener is not None
+        lost = runtime._listener.get_server_pid()
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", lost)  # an administrator, a failover
+        submitted = await queue.submit(db, {"all": True, "year": None})  # its NOTIFY reaches nobody
+        done = await runtime.wait(submitted.id, 60)
+        assert done["status"] == "completed"
+        assert runtime._listener is not None and runtime._listener.get_server_pid() != lost  # listening again
+    finally:
+        await runtime.stop()
