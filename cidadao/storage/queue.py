@@ -272,17 +272,19 @@ async def _settle(conn: asyncpg.Connection, parent: uuid.UUID | None) -> None:
     )
     if head is None or head["status"] != "running":
         return
-    children = await conn.fetch(
-        """SELECT status, result, error, scope FROM investigations
-            WHERE parent_id = $1 AND status IN ('completed', 'failed', 'cancelled') ORDER BY created_at, id""",
+    total = head["partitions"]
+    ended = await conn.fetchval(
+        "SELECT count(*) FROM investigations WHERE parent_id = $1 AND status IN ('completed', 'failed', 'cancelled')",
         parent,
     )
-    total = head["partitions"]
-    if len(children) < total:
+    if ended < total:
         await conn.execute(
-            "UPDATE investigations SET progress = $2, updated_at = now() WHERE id = $1", parent, len(children) / total
+            "UPDATE investigations SET progress = $2, updated_at = now() WHERE id = $1", parent, ended / total
         )
         return
+    children = await conn.fetch(  # all ended: read their summaries once
+        "SELECT status, result, error, scope FROM investigations WHERE parent_id = $1 ORDER BY created_at, id", parent
+    )
     summary: dict[str, Any] = {"contracts_analyzed": 0, "flag_counts": {}, "insufficient": {}, "partitions": total}
     missed = []
     for child in children:
