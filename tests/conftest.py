@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
 from cidadao.settings import Settings, load_settings
 from cidadao.storage.database import prepare_stores
@@ -67,6 +68,24 @@ async def store_settings(data_home: Path) -> AsyncIterator[Settings]:
 async def database_url(store_settings: Settings) -> str:
     prepared = await prepare_stores(store_settings)
     return prepared.endpoints.database_url
+
+
+@pytest.fixture(scope="session")
+async def redis_url(store_settings: Settings) -> str:
+    prepared = await prepare_stores(store_settings, migrate=False)
+    return prepared.endpoints.redis_url
+
+
+@pytest.fixture
+async def redis_keys(redis_url: str) -> AsyncIterator[tuple[aioredis.Redis, str]]:
+    """A client and a key prefix of this test's own (the external Redis is shared); its keys deleted after."""
+    client = aioredis.from_url(redis_url)
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    yield client, prefix
+    keys = [k async for k in client.scan_iter(match=prefix + "*", count=500)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
 
 
 @pytest.fixture

@@ -1,0 +1,60 @@
+"""The outbox: an event is a row written in the transaction of the change it announces, relayed to Redis.
+
+:func:`emit` inserts the event (and NOTIFYs the relay, delivered at commit): a rolled-back change takes its
+event with it, a committed one keeps it. :func:`relay` moves unpublished rows, in id order, to their streams
+(``XADD`` with an approximate ``MAXLEN``) and marks them published. A relay that dies between the ``XADD`` and
+the mark publishes those rows again: delivery is at least once, and the row id travels with the event so that
+consumers apply it once (:func:`cidadao.events.streams.apply_once`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import asyncpg
+import orjson
+import redis.asyncio as aioredis
+
+from cidadao.events.types import Event, encode, stream_of
+
+__all__ = ["CHANNEL", "MAXLEN", "emit", "relay"]
+
+CHANNEL: Final = "cidadao_outbox"
+MAXLEN: Final = 100_000  # entries kept per stream (approximately: Redis trims whole macro-nodes)
+
+
+async def emit(conn: asyncpg.Connection, event: Event) -> str:
+    """Store ``event`` in the outbox inside the caller's transaction; its id."""
+    event_id = await conn.fetchval(
+        """INSERT INTO event_outbox (type, version, key, data, occurred_at) VALUES ($1, $2, $3, $4::jsonb, $5)
+           RETURNING id""",
+        event.type, event.version, event.key, orjson.dumps(event.data).decode(), event.occurred_at,
+    )  # fmt: skip
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return str(event_id)
+
+
+async def relay(
+    conn: asyncpg.Connection, client: aioredis.Redis, *, batch: int = 500, maxlen: int = MAXLEN,
+    prefix: str = "cidadao:events:",
+) -> int:  # fmt: skip
+    """Publish up to ``batch`` unpublished events, oldest first; how many were published."""
+    async with conn.transaction():
+        rows = await conn.fetch(
+            """SELECT id, type, version, key, data, occurred_at FROM event_outbox
+                WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED""",
+            batch,
+        )
+        if not rows:
+            return 0
+        async with client.pipeline(transaction=False) as pipe:
+            for r in rows:
+                event = Event(
+                    r["type"], orjson.loads(r["data"]), r["key"], r["version"], r["occurred_at"], str(r["id"])
+                )
+                pipe.xadd(stream_of(event.type, prefix), encode(event), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+            await pipe.execute()
+        await conn.execute(
+            "UPDATE event_outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
+        )
+    return len(rows)

@@ -1,0 +1,138 @@
+"""Consuming events from Redis Streams: consumer groups, explicit acknowledgement, reclaim, dead letters.
+
+A :class:`Consumer` reads its group's new entries (``XREADGROUP``), hands each decoded event to its handler
+and acknowledges it (``XACK``) only once the handler returned. An entry whose consumer died before the
+acknowledgement stays pending; after ``claim_idle_ms`` another consumer takes it over (``XAUTOCLAIM``) and
+handles it again — delivery is at least once. An entry delivered ``max_deliveries`` times without success (a
+poison message, or one that is not an event at all) moves to the dead-letter stream ``<stream>:dead`` with
+its last error and is acknowledged, so it stops blocking nobody and is kept for a person to look at.
+
+Handlers make the effect exactly once with :func:`apply_once`: the event id is recorded in
+``processed_events`` in the same Postgres transaction as the handler's writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from cidadao.events.types import Event, EventError, decode
+
+__all__ = ["Consumer", "ConsumerStats", "apply_once"]
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+async def apply_once(conn: asyncpg.Connection, consumer: str, event: Event) -> bool:
+    """Record that ``consumer`` applied ``event``; False if it already had. Call it inside the transaction that
+    applies the event, and apply only on True."""
+    if event.id is None:
+        raise EventError(f"{event.type}: an event without an id cannot be applied once")
+    inserted = await conn.fetchval(
+        """INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING
+           RETURNING true""",
+        consumer, event.id,
+    )  # fmt: skip
+    return bool(inserted)
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    failed: int = 0
+    reclaimed: int = 0
+    dead_lettered: int = 0
+    errors: dict[str, str] = field(default_factory=dict)  # entry id -> last error (until it is acknowledged)
+
+
+class Consumer:
+    def __init__(
+        self, client: aioredis.Redis, stream: str, group: str, name: str, handler: Handler, *,
+        max_deliveries: int = 5, claim_idle_ms: int = 30_000, start: str = "0",
+    ) -> None:  # fmt: skip
+        """``start``: where a new group begins — ``"0"`` replays the stream from its first entry, ``"$"`` takes
+        only what comes next."""
+        self.client: Any = client  # redis-py's stubs type stream replies loosely
+        self.stream, self.group, self.name, self.handler = stream, group, name, handler
+        self.max_deliveries, self.claim_idle_ms, self.start = max_deliveries, claim_idle_ms, start
+        self.dead_letter = f"{stream}:dead"
+        self.stats = ConsumerStats()
+
+    async def ensure_group(self) -> None:
+        try:
+            await self.client.xgroup_create(self.stream, self.group, id=self.start, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def run_once(self, *, count: int = 100, block_ms: int | None = 1000) -> int:
+        """Reclaim stale pending entries, then read new ones (waiting up to ``block_ms``); entries handled."""
+        handled = await self._reclaim(count)
+        reply = await self.client.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                handled += await self._handle(entry_id, fields)
+        return handled
+
+    async def run(self, stop: asyncio.Event, *, count: int = 100, block_ms: int = 1000) -> None:
+        """Until ``stop`` is set."""
+        await self.ensure_group()
+        while not stop.is_set():
+            await self.run_once(count=count, block_ms=block_ms)
+
+    async def _reclaim(self, count: int) -> int:
+        """Entries pending longer than ``claim_idle_ms`` (their consumer died or failed): dead-letter those
+        delivered too often, take over and handle the rest."""
+        pending = await self.client.xpending_range(
+            self.stream, self.group, min="-", max="+", count=count, idle=self.claim_idle_ms
+        )
+        if not pending:
+            return 0
+        for p in pending:
+            if p["times_delivered"] >= self.max_deliveries:
+                await self._dead_letter(p["message_id"], p["times_delivered"])
+        _next, claimed, *_ = await self.client.xautoclaim(
+            self.stream, self.group, self.name, self.claim_idle_ms, start_id="0-0", count=count
+        )
+        handled = 0
+        for entry_id, fields in claimed:
+            if fields is None:  # trimmed from the stream while pending: nothing left to handle
+                await self.client.xack(self.stream, self.group, entry_id)
+                continue
+            self.stats.reclaimed += 1
+            handled += await self._handle(entry_id, fields)
+        return handled
+
+    async def _handle(self, entry_id: Any, fields: dict[bytes, bytes]) -> int:
+        key = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        try:
+            event = decode(fields)
+            await self.handler(event)
+        except Exception as exc:  # left pending: redelivered after claim_idle_ms, dead-lettered after max tries
+            self.stats.failed += 1
+            self.stats.errors[key] = f"{type(exc).__name__}: {exc}"[:1000]
+            return 0
+        await self.client.xack(self.stream, self.group, entry_id)
+        self.stats.errors.pop(key, None)
+        self.stats.handled += 1
+        return 1
+
+    async def _dead_letter(self, entry_id: Any, deliveries: int) -> None:
+        key = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        entries = await self.client.xrange(self.stream, min=key, max=key)
+        fields = dict(entries[0][1]) if entries else {}
+        fields.update({
+            b"dead_entry": key.encode(), b"dead_group": self.group.encode(), b"deliveries": str(deliveries).encode(),
+            b"error": self.stats.errors.pop(key, "failed in another consumer").encode(),
+        })  # fmt: skip
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.dead_letter, fields, maxlen=10_000, approximate=True)
+            pipe.xack(self.stream, self.group, entry_id)
+            await pipe.execute()
+        self.stats.dead_lettered += 1

@@ -1,0 +1,149 @@
+"""Events on real Postgres and Redis: the outbox keeps a change and its event together, the relay publishes
+each once per success, consumers acknowledge explicitly, a consumer that dies before acknowledging has its
+entry redelivered and applied once, a poison message ends in the dead-letter stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from cidadao.events import Consumer, Event, apply_once, decode, emit, make, relay
+from tests.helpers import eventually
+
+pytestmark = pytest.mark.integration
+
+Keys = tuple[aioredis.Redis, str]
+
+
+async def _clean(db: asyncpg.Connection) -> None:
+    await db.execute("TRUNCATE event_outbox, processed_events RESTART IDENTITY")
+
+
+def _done(organ: str) -> Event:
+    return make("investigation.completed", key=organ, investigation_id=organ, contracts_analyzed=10,
+                flag_counts={"price_outlier": 1})  # fmt: skip
+
+
+async def test_a_change_and_its_event_commit_or_roll_back_together(db: asyncpg.Connection, redis_keys: Keys) -> None:
+    client, prefix = redis_keys
+    await _clean(db)
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            await emit(db, _done("a"))
+            raise RuntimeError("the change failed")
+    async with db.transaction():
+        await emit(db, _done("b"))
+    # the process "crashes" here, before any relay ran: the event waits in the outbox
+    assert await db.fetchval("SELECT count(*) FROM event_outbox WHERE published_at IS NULL") == 1
+    assert await relay(db, client, prefix=prefix + "events:") == 1
+    assert await relay(db, client, prefix=prefix + "events:") == 0  # published once
+    entries = await client.xrange(prefix + "events:investigation")
+    assert len(entries) == 1
+    event = decode(entries[0][1])
+    assert (event.type, event.key, event.data["investigation_id"]) == ("investigation.completed", "b", "b")
+    assert event.id == str(await db.fetchval("SELECT id FROM event_outbox"))
+
+
+async def test_a_relay_that_dies_after_publishing_is_applied_once(
+    db: asyncpg.Connection, redis_keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, prefix = redis_keys
+    await _clean(db)
+    async with db.transaction():
+        for organ in ("x", "y"):
+            await emit(db, _done(organ))
+
+    original = asyncpg.Connection.execute
+
+    async def dies_before_marking(self: asyncpg.Connection, query: str, *args: Any, **kw: Any) -> Any:
+        if query.startswith("UPDATE event_outbox"):
+            raise ConnectionError("the relay died after XADD")
+        return await original(self, query, *args, **kw)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", dies_before_marking)
+    with pytest.raises(ConnectionError):
+        await relay(db, client, prefix=prefix + "events:")
+    monkeypatch.undo()
+    assert await relay(db, client, prefix=prefix + "events:") == 2  # published again: at least once
+    stream = prefix + "events:investigation"
+    assert await client.xlen(stream) == 4
+
+    applied: list[str] = []
+
+    async def project(event: Event) -> None:
+        async with db.transaction():
+            if await apply_once(db, "test-projection", event):
+                applied.append(event.key or "")
+
+    consumer = Consumer(client, stream, "projection", "c1", project)
+    await consumer.ensure_group()
+    while await consumer.run_once(block_ms=None):
+        pass
+    assert sorted(applied) == ["x", "y"] and consumer.stats.handled == 4  # four deliveries, two effects
+    assert (await client.xpending(stream, "projection"))["pending"] == 0
+
+
+async def test_a_consumer_killed_before_acknowledging_has_its_entry_redelivered_once(
+    db: asyncpg.Connection, redis_keys: Keys
+) -> None:
+    client, prefix = redis_keys
+    await _clean(db)
+    async with db.transaction():
+        await emit(db, _done("k"))
+    await relay(db, client, prefix=prefix + "events:")
+    stream = prefix + "events:investigation"
+    applied: list[str] = []
+
+    async def project(event: Event) -> None:
+        async with db.transaction():
+            if await apply_once(db, "test-projection", event):
+                applied.append(event.key or "")
+
+    survivor = Consumer(client, stream, "projection", "survivor", project, claim_idle_ms=200)
+    await survivor.ensure_group()
+    # the doomed consumer reads the entry and dies before its handler acknowledges it
+    read = await client.xreadgroup("projection", "doomed", {stream: ">"}, count=10)
+    assert len(read[0][1]) == 1
+    assert await survivor.run_once(block_ms=None) == 0  # nothing new; the entry is not stale yet
+
+    async def taken_over() -> bool:
+        await survivor.run_once(block_ms=None)
+        return applied == ["k"]
+
+    await eventually(taken_over, "the stale entry to be reclaimed and handled", timeout_s=10)
+    assert survivor.stats.reclaimed == 1 and (await client.xpending(stream, "projection"))["pending"] == 0
+
+
+async def test_a_poison_message_is_dead_lettered_after_n_deliveries(db: asyncpg.Connection, redis_keys: Keys) -> None:
+    client, prefix = redis_keys
+    await _clean(db)
+    async with db.transaction():
+        await emit(db, _done("poison"))
+        await emit(db, _done("fine"))
+    await relay(db, client, prefix=prefix + "events:")
+    stream = prefix + "events:investigation"
+    await client.xadd(stream, {"garbage": "not an event"})  # and one entry that is no event at all
+    handled: list[str] = []
+
+    async def handler(event: Event) -> None:
+        if event.key == "poison":
+            raise ValueError("cannot apply this one")
+        handled.append(event.key or "")
+
+    consumer = Consumer(client, stream, "projection", "c1", handler, max_deliveries=3, claim_idle_ms=50)
+    await consumer.ensure_group()
+
+    async def settled() -> bool:
+        await consumer.run_once(block_ms=None)
+        return consumer.stats.dead_lettered == 2
+
+    await eventually(settled, "both bad entries to reach the dead-letter stream", timeout_s=15)
+    assert handled == ["fine"]
+    dead = await client.xrange(stream + ":dead")
+    errors = sorted(fields[b"error"].decode() for _, fields in dead)
+    assert errors[0].startswith("EventError: not an event entry") and "cannot apply this one" in errors[1]
+    assert all(int(fields[b"deliveries"]) >= 3 for _, fields in dead)
+    assert (await client.xpending(stream, "projection"))["pending"] == 0
