@@ -138,10 +138,14 @@ class Investigator:
         return self._peer_handle
 
     async def _renew(self, pool: asyncpg.Pool, claim: queue.Claim, cancelled: asyncio.Event) -> None:
+        reported = 0.0
         while True:
             await asyncio.sleep(self.lease_seconds / 3)  # a lease renewal period, not a wait for a condition
-            async with pool.acquire() as conn:
-                lease = await queue.extend_lease(conn, claim, self.lease_seconds, progress=self.progress)
+            progress = self.progress
+            async with pool.acquire() as conn:  # progress (and its event) only when it moved
+                moved = progress if progress != reported else None
+                lease = await queue.extend_lease(conn, claim, self.lease_seconds, progress=moved)
+            reported = progress
             if lease.cancel_requested or not lease.held:
                 cancelled.set()
                 return

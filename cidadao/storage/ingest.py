@@ -26,6 +26,7 @@ import asyncpg
 from cidadao.contracts.readers import DetectedFile, Kind, Rejection, read_rows
 from cidadao.contracts.schema import CONTRACT_COLUMNS, SANCTION_COLUMNS, SUPPLIER_COLUMNS
 from cidadao.errors import IngestError
+from cidadao.events import emit, make
 from cidadao.storage import ingest_sql as sql
 
 __all__ = ["PARSE_IN_PROCESS_BYTES", "IngestReport", "ingest_file"]
@@ -171,22 +172,34 @@ async def _store_contracts(
 
 
 async def _store_batch(
-    conn: asyncpg.Connection, kind: Kind, batch: list[tuple[Any, ...]], seen: set[tuple[Any, ...]]
-) -> tuple[int, int]:
-    """Store one batch in one transaction; return (inserted, updated).
+    conn: asyncpg.Connection, kind: Kind, batch: list[tuple[Any, ...]], seen: set[tuple[Any, ...]], *,
+    source: str = "", rejected: int = 0,
+) -> tuple[int, int]:  # fmt: skip
+    """Store one batch in one transaction, with its ``contracts.ingested`` event; return (inserted, updated).
 
     Contracts whose key is new are COPYed straight into ``contracts`` (no staging, no sort); if another
     ingest inserts the same key meanwhile, the batch is rolled back and redone through the upsert.
     """
+
+    async def announce(inserted: int, updated: int) -> None:
+        await emit(conn, make(
+            "contracts.ingested", key=source, kind=kind, source=source, accepted=inserted + updated,
+            rejected=rejected, duplicates=len(batch) - inserted - updated,
+        ))  # fmt: skip
+
     if kind != "contracts":
         async with conn.transaction():
-            return await _upsert_via_staging(conn, kind, batch)
+            inserted, updated = await _upsert_via_staging(conn, kind, batch)
+            await announce(inserted, updated)
+            return inserted, updated
     try:
         async with conn.transaction():
             inserted, updated, sent = await _store_contracts(conn, batch, True, seen)
+            await announce(inserted, updated)
     except asyncpg.UniqueViolationError:
         async with conn.transaction():
             inserted, updated, sent = await _store_contracts(conn, batch, False, seen)
+            await announce(inserted, updated)
     seen.update(sent)  # only once the batch has committed
     return inserted, updated
 
@@ -303,7 +316,9 @@ async def ingest_file(
             if batch is None:
                 break
             try:
-                inserted, updated = await _store_batch(conn, detected.kind, batch, seen)
+                inserted, updated = await _store_batch(
+                    conn, detected.kind, batch, seen, source=str(detected.path), rejected=len(rejections)
+                )
             except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise IngestError(
                     f"{detected.path}: a batch of {len(batch)} rows could not be stored and was rolled back: {exc}"

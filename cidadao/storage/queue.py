@@ -33,6 +33,7 @@ import asyncpg
 import orjson
 
 from cidadao.errors import CidadaoError
+from cidadao.events import emit, make
 from cidadao.redflags.sweep import SweepResult
 from cidadao.storage.investigations import insert_flags
 
@@ -86,6 +87,11 @@ def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+async def _announce(conn: asyncpg.Connection, type_: str, inv: uuid.UUID, **data: Any) -> None:
+    """The event of a state change, in the change's transaction (the outbox)."""
+    await emit(conn, make(f"investigation.{type_}", key=str(inv), investigation_id=str(inv), **data))
+
+
 async def submit(
     conn: asyncpg.Connection, scope: dict[str, Any], *, user_id: str | None = None, idempotency_key: str | None = None
 ) -> Submitted:
@@ -99,6 +105,7 @@ async def submit(
         )  # fmt: skip
         if row is not None:
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(row["id"]))  # delivered at commit
+            await _announce(conn, "created", row["id"], scope=scope, user_id=user_id)
     if row is not None:
         return Submitted(row["id"], True, row["status"])
     existing = await _existing(conn, scope, user_id, idempotency_key)
@@ -143,29 +150,38 @@ async def submit_partitioned(
             if existing is None:
                 raise IdempotencyConflict(f"idempotency key {idempotency_key!r}: its investigation just vanished")
             return existing
-        await conn.execute(  # children in partition order: created_at breaks the claim order's ties
+        children = await conn.fetch(  # in partition order: created_at breaks the claim order's ties
             """INSERT INTO investigations (id, status, user_id, scope, parent_id, created_at)
                SELECT gen_random_uuid(), 'queued', $2, s, $1, now() + make_interval(secs => o / 1e6)
-                 FROM unnest($3::jsonb[]) WITH ORDINALITY AS t(s, o)""",
+                 FROM unnest($3::jsonb[]) WITH ORDINALITY AS t(s, o)
+            RETURNING id, scope""",
             row["id"], user_id, [_json(p) for p in partitions],
         )  # fmt: skip
         await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(row["id"]))
+        await _announce(conn, "created", row["id"], scope=scope, user_id=user_id, partitions=len(partitions))
+        for child in children:
+            await _announce(
+                conn, "created", child["id"], scope=orjson.loads(child["scope"]), user_id=user_id,
+                parent_id=str(row["id"]),
+            )  # fmt: skip
     return Submitted(row["id"], True, row["status"])
 
 
 async def claim(conn: asyncpg.Connection, worker: str, lease_seconds: float) -> Claim | None:
     """Take the oldest queued investigation under a lease, or None when the queue is empty."""
-    row = await conn.fetchrow(
-        """UPDATE investigations SET status = 'running', attempts = attempts + 1, claimed_by = $1,
-                  lease_until = now() + make_interval(secs => $2), started_at = COALESCE(started_at, now()),
-                  updated_at = now()
-            WHERE id = (SELECT id FROM investigations WHERE status = 'queued'
-                         ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1)
-        RETURNING id, attempts, scope, user_id""",
-        worker, lease_seconds,
-    )  # fmt: skip
-    if row is None:
-        return None
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE investigations SET status = 'running', attempts = attempts + 1, claimed_by = $1,
+                      lease_until = now() + make_interval(secs => $2), started_at = COALESCE(started_at, now()),
+                      updated_at = now()
+                WHERE id = (SELECT id FROM investigations WHERE status = 'queued'
+                             ORDER BY created_at, id FOR UPDATE SKIP LOCKED LIMIT 1)
+            RETURNING id, attempts, scope, user_id""",
+            worker, lease_seconds,
+        )  # fmt: skip
+        if row is None:
+            return None
+        await _announce(conn, "started", row["id"], attempt=row["attempts"], agent=worker)
     return Claim(row["id"], row["attempts"], orjson.loads(row["scope"]), row["user_id"])
 
 
@@ -173,12 +189,15 @@ async def extend_lease(
     conn: asyncpg.Connection, c: Claim, lease_seconds: float, progress: float | None = None
 ) -> Lease:
     """Renew the lease (and record progress) while the claim still holds; say whether cancel was asked."""
-    row = await conn.fetchrow(
-        """UPDATE investigations SET lease_until = now() + make_interval(secs => $3),
-                  progress = COALESCE($4, progress), updated_at = now()
-            WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING cancel_requested""",
-        c.id, c.attempt, lease_seconds, progress,
-    )  # fmt: skip
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            """UPDATE investigations SET lease_until = now() + make_interval(secs => $3),
+                      progress = COALESCE($4, progress), updated_at = now()
+                WHERE id = $1 AND attempts = $2 AND status = 'running' RETURNING cancel_requested""",
+            c.id, c.attempt, lease_seconds, progress,
+        )  # fmt: skip
+        if row is not None and progress is not None:
+            await _announce(conn, "progress", c.id, progress=progress)
     return Lease(row is not None, bool(row and row["cancel_requested"]))
 
 
@@ -194,6 +213,17 @@ async def complete(conn: asyncpg.Connection, c: Claim, result: SweepResult, summ
         if row is None:
             return False
         await insert_flags(conn, c.id, result)
+        by_month = await conn.fetch(
+            """SELECT c.orgao_codigo, to_char(c.signed_on, 'YYYY-MM') AS month, f.flag, count(*) AS n
+                 FROM flags f JOIN contracts c ON c.id = f.contract_id
+                WHERE f.investigation_id = $1 AND f.level = 'contract' AND c.signed_on IS NOT NULL
+                GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+            c.id,
+        )
+        await _announce(
+            conn, "completed", c.id, contracts_analyzed=summary.get("contracts_analyzed", 0),
+            flag_counts=summary.get("flag_counts", {}), flags_by_organ_month=[tuple(r) for r in by_month],
+        )  # fmt: skip
         await _settle(conn, row["parent_id"])
     return True
 
@@ -215,6 +245,7 @@ async def fail(conn: asyncpg.Connection, c: Claim, error: str, *, max_attempts: 
         if row["status"] == "queued":  # another agent may take the retry at once
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(c.id))
         else:
+            await _announce_end(conn, c.id, row["status"], error, c.attempt)
             await _settle(conn, row["parent_id"])
         return row["status"]  # type: ignore[no-any-return]
 
@@ -233,6 +264,9 @@ async def cancel(conn: asyncpg.Connection, inv: uuid.UUID) -> str | None:
             inv,
         )
         mine = next((r for r in rows if r["id"] == inv), None)
+        for r in rows:
+            if r["status"] == "cancelled":
+                await _announce(conn, "cancelled", r["id"])
         for parent in {r["parent_id"] for r in rows if r["parent_id"] is not None}:
             await _settle(conn, parent)
         if mine is not None:
@@ -253,6 +287,9 @@ async def requeue_expired(conn: asyncpg.Connection) -> list[uuid.UUID]:
                       finished_at = CASE WHEN cancel_requested THEN now() ELSE NULL END
                 WHERE status = 'running' AND lease_until < now() RETURNING id, status, parent_id"""
         )
+        for r in rows:
+            if r["status"] == "cancelled":
+                await _announce(conn, "cancelled", r["id"])
         for parent in sorted({r["parent_id"] for r in rows if r["status"] == "cancelled" and r["parent_id"]}):
             await _settle(conn, parent)
         for r in rows:
@@ -281,6 +318,7 @@ async def _settle(conn: asyncpg.Connection, parent: uuid.UUID | None) -> None:
         await conn.execute(
             "UPDATE investigations SET progress = $2, updated_at = now() WHERE id = $1", parent, ended / total
         )
+        await _announce(conn, "progress", parent, progress=ended / total)
         return
     children = await conn.fetch(  # all ended: read their summaries once
         "SELECT status, result, error, scope FROM investigations WHERE parent_id = $1 ORDER BY created_at, id", parent
@@ -306,6 +344,20 @@ async def _settle(conn: asyncpg.Connection, parent: uuid.UUID | None) -> None:
             WHERE id = $1""",
         parent, status, error[:2000] if error else None, _json(summary),
     )  # fmt: skip
+    if status == "completed":
+        await _announce(
+            conn, "completed", parent, contracts_analyzed=summary["contracts_analyzed"],
+            flag_counts=summary["flag_counts"],  # by organ and month: in the children's events
+        )  # fmt: skip
+    else:
+        await _announce_end(conn, parent, status, error or "", 0)
+
+
+async def _announce_end(conn: asyncpg.Connection, inv: uuid.UUID, status: str, error: str, attempts: int) -> None:
+    if status == "cancelled":
+        await _announce(conn, "cancelled", inv)
+    else:
+        await _announce(conn, "failed", inv, error=error[:2000], attempts=attempts)
 
 
 def _scope_label(scope: dict[str, Any]) -> str:

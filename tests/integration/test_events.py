@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
 from cidadao.events import Consumer, Event, apply_once, decode, emit, make, relay
+from cidadao.settings import Settings
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
@@ -147,3 +149,61 @@ async def test_a_poison_message_is_dead_lettered_after_n_deliveries(db: asyncpg.
     assert errors[0].startswith("EventError: not an event entry") and "cannot apply this one" in errors[1]
     assert all(int(fields[b"deliveries"]) >= 3 for _, fields in dead)
     assert (await client.xpending(stream, "projection"))["pending"] == 0
+
+
+async def test_state_changes_announce_themselves_in_their_transaction(
+    db: asyncpg.Connection, store_settings: Settings
+) -> None:
+    from actors import Investigator
+    from cidadao.storage import queue
+    from tests.integration.test_investigation_sweep import _store
+
+    await _clean(db)
+    await _store(db, 61, 1500)
+    done = await queue.submit(db, {"all": True, "year": None})
+    dropped = await queue.submit(db, {"orgao": "26000", "year": None})
+    assert await queue.cancel(db, dropped.id) == "cancelled"
+    agent = Investigator(store_settings, "investigator-events")
+    try:
+        assert (await agent.work_one() or {})["status"] == "completed"
+    finally:
+        await agent.close()
+    rows = await db.fetch("SELECT type, key, data FROM event_outbox ORDER BY id")
+    by_key: dict[str, list[str]] = {}
+    for r in rows:
+        by_key.setdefault(r["key"], []).append(r["type"])
+    assert by_key[str(done.id)] == ["investigation.created", "investigation.started", "investigation.completed"]
+    assert by_key[str(dropped.id)] == ["investigation.created", "investigation.cancelled"]
+    completed = next(orjson.loads(r["data"]) for r in rows if r["type"] == "investigation.completed")
+    per_month = sum(n for *_, n in completed["flags_by_organ_month"])
+    contract_flags = await db.fetchval(
+        "SELECT count(*) FROM flags WHERE investigation_id = $1 AND level = 'contract'", done.id
+    )
+    assert completed["contracts_analyzed"] == 1500 and per_month == contract_flags > 0
+    # a claim that is rolled back leaves no "started" behind
+    again = await queue.submit(db, {"orgao": "36000", "year": None})
+    with pytest.raises(RuntimeError):
+        async with db.transaction():
+            assert await queue.claim(db, "agent-x", 30) is not None
+            raise RuntimeError("the agent died before commit")
+    started = await db.fetchval(
+        "SELECT count(*) FROM event_outbox WHERE key = $1 AND type = 'investigation.started'", str(again.id)
+    )
+    assert started == 0
+
+
+async def test_ingest_announces_each_stored_batch(
+    db: asyncpg.Connection, cli_env: dict[str, str], tmp_path: Any
+) -> None:
+    from tests.helpers import run_cli
+
+    await _clean(db)
+    assert run_cli("generate", "--contracts", "1200", "--out", str(tmp_path), env=cli_env).returncode == 0
+    ran = run_cli("ingest", str(tmp_path / "contracts.jsonl"), "--json", env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    report = orjson.loads(ran.stdout)
+    rows = await db.fetch("SELECT data FROM event_outbox WHERE type = 'contracts.ingested' ORDER BY id")
+    batches = [orjson.loads(r["data"]) for r in rows]
+    assert sum(b["accepted"] for b in batches) == report["accepted"]
+    assert sum(b["rejected"] for b in batches) == report["rejected"] and report["rejected"] > 0
+    assert {b["kind"] for b in batches} == {"contracts"}
