@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import asyncpg
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from actors.analyst import Analyst
 from actors.investigator import Investigator
@@ -31,6 +32,7 @@ from actors.peer_data import PeerDataCache, peer_data_name
 from actors.pool import AgentBackend, AgentPool, PoolConfig, PoolTimeout, RayBackend
 from actors.reporter import Reporter
 from cidadao.errors import CidadaoError
+from cidadao.events import outbox, relay
 from cidadao.settings import Settings
 from cidadao.storage import queue, runtime_status
 from cidadao.storage.database import prepare_stores
@@ -50,14 +52,20 @@ AGENTS: Final[dict[str, type]] = {
 class AgentRuntime:
     def __init__(
         self, settings: Settings, backend: AgentBackend, kinds: dict[str, PoolConfig], *, poll_s: float = 5.0,
-        publish: bool = False, info: dict[str, Any] | None = None,
+        publish: bool = False, relay_events: bool = False, info: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
+        """``publish``: the pool's stats to Redis for ``cidadao pool status``; ``relay_events``: the outbox's
+        events to Redis Streams (one runtime per database is enough; more are safe)."""
         if "investigator" not in kinds:
             raise ValueError("the runtime needs investigators")
         self.settings, self.poll_s, self.info = settings, poll_s, dict(info or {})
         self.pool = AgentPool(backend, kinds)
         self._backend = backend
         self._publish = publish
+        self._relay_events = relay_events
+        self._relay: asyncio.Task[None] | None = None
+        self._outbox_wake = asyncio.Event()
+        self.relayed = 0
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
@@ -80,9 +88,12 @@ class AgentRuntime:
         await self.pool.start()
         self.started_at = time.time()
         self._loops = [asyncio.create_task(self._dispatch(), name="investigation-dispatcher")]
-        if self._publish:
+        if self._publish or self._relay_events:
             self._redis = aioredis.from_url(endpoints.redis_url)
+        if self._publish:
             self._publisher = asyncio.create_task(self._publish_status(), name="runtime-status")
+        if self._relay_events:
+            self._relay = asyncio.create_task(self._relay_outbox(), name="event-relay")
         self._wake.set()
 
     def _notified(self, *_: Any) -> None:
@@ -92,9 +103,10 @@ class AgentRuntime:
         """Stop taking work, stop the agents (an investigation cut short is requeued when its lease runs out,
         at the latest when a runtime starts again), release the connections."""
         self._stopping.set()
-        if self._publisher is not None:  # ends at its next look at _stopping (never cancelled inside redis-py)
-            await self._publisher
-            self._publisher = None
+        for background in (self._publisher, self._relay):  # they end at their next look at _stopping: never
+            if background is not None:  # cancelled inside redis-py, which swallows cancellations
+                await background
+        self._publisher = self._relay = None
         tasks = [*self._loops, *self._workers]
         for task in tasks:
             task.cancel()
@@ -108,7 +120,12 @@ class AgentRuntime:
                 await asyncio.wait_for(runtime_status.remove(self._redis, self._status_key), 2.0)
             await self._redis.aclose()
             self._redis = None
-        await self._drop_listener()
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            try:
+                await listener.close(timeout=2)
+            except Exception:  # a connection that cannot close cleanly is cut
+                listener.terminate()
 
     async def _dispatch(self) -> None:
         """Borrow investigators for queued work only: as many as investigations wait (up to the pool's max), so
@@ -117,12 +134,13 @@ class AgentRuntime:
         while True:
             self._wake.clear()
             try:
-                listener = await self._listening()
-                await queue.requeue_expired(listener)  # leases of dead agents ran out: their work waits again
-                self.queued = await listener.fetchval("SELECT count(*) FROM investigations WHERE status = 'queued'")
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # Postgres away: try again
+                async with asyncio.timeout(10):  # a connection whose server went away may never answer
+                    listener = await self._listening()
+                    await queue.requeue_expired(listener)  # leases of dead agents ran out: their work waits again
+                    self.queued = await listener.fetchval("SELECT count(*) FROM investigations WHERE status = 'queued'")
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # try again
                 log.warning("investigation dispatcher: %s: %s; retrying in %g s", type(exc).__name__, exc, self.poll_s)
-                await self._drop_listener()
+                self._cut_listener()
                 self.queued = 0
             for _ in range(min(self.queued - self._starting, slots - len(self._workers))):
                 self._starting += 1
@@ -139,11 +157,11 @@ class AgentRuntime:
             await self._listener.add_listener(queue.CHANNEL, self._notified)
         return self._listener
 
-    async def _drop_listener(self) -> None:
-        if self._listener is not None:
-            with contextlib.suppress(Exception):
-                await self._listener.close(timeout=2)
-            self._listener = None
+    def _cut_listener(self) -> None:
+        """Forget a listening connection that failed, terminating it (closing could wait on a dead server)."""
+        listener, self._listener = self._listener, None
+        if listener is not None and not listener.is_closed():
+            listener.terminate()
 
     def _worker_done(self, worker: asyncio.Task[None]) -> None:
         self._workers.discard(worker)
@@ -166,13 +184,36 @@ class AgentRuntime:
             if not started:
                 self._starting -= 1
 
+    async def _relay_outbox(self) -> None:
+        """Move the outbox's events to Redis Streams as they are committed (woken by NOTIFY, else every 1 s)."""
+        assert self._redis is not None
+        conn: asyncpg.Connection | None = None
+        while not self._stopping.is_set():
+            self._outbox_wake.clear()
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await connect(self._dsn)
+                    await conn.add_listener(outbox.CHANNEL, lambda *_: self._outbox_wake.set())
+                while n := await relay(conn, self._redis):
+                    self.relayed += n
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
+                log.warning("event relay: %s: %s; retrying", type(exc).__name__, exc)
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()  # closing could wait on a dead server
+                conn = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox_wake.wait(), 1.0)
+        if conn is not None:
+            await conn.close()
+
     # --- reading -----------------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
         """What this runtime runs: the pool's stats, its process and what it resumed at start."""
         return {
             "key": self._status_key, "pid": os.getpid(), "started_at": self.started_at, "updated_at": time.time(),
-            "resumed": len(self.resumed), "queued": self.queued, "pool": self.pool.stats(), **self.info,
+            "resumed": len(self.resumed), "queued": self.queued, "events_relayed": self.relayed,
+            "pool": self.pool.stats(), **self.info,
         }  # fmt: skip
 
     async def _publish_status(self) -> None:
@@ -282,7 +323,7 @@ async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runtime = ray_runtime(settings, publish=True, info={"ray": info.as_dict()})
+    runtime = ray_runtime(settings, publish=True, relay_events=True, info={"ray": info.as_dict()})
     try:
         await runtime.start()
         cfg = PoolConfig.from_settings(settings)

@@ -11,11 +11,14 @@ import httpx
 import orjson
 import psutil
 import pytest
+import redis.asyncio as aioredis
 
+from cidadao.events import decode
 from cidadao.settings import load_settings
 from cidadao.storage import queue
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.postgres import connect
+from cidadao.storage.servers import running_redis_url
 from tests.helpers import CliProcess, eventually, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -81,6 +84,21 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
             assert row is not None and row["attempts"] == 1 and row["flags"] > 0
         finally:
             await db.close()
+        # the runtime relays the investigation's events to Redis Streams
+        redis_url = env.get("CIDADAO_REDIS_URL") or running_redis_url(settings)
+        assert redis_url is not None
+        client = aioredis.from_url(redis_url)
+        try:
+
+            async def relayed() -> bool:
+                entries = await client.xrevrange("cidadao:events:investigation", count=500)
+                events = [decode(fields) for _, fields in entries]
+                seen = {e.type for e in events if e.key == str(submitted.id)}
+                return {"investigation.created", "investigation.started", "investigation.completed"} <= seen
+
+            await eventually(relayed, "the investigation's events on the stream", timeout_s=30)
+        finally:
+            await client.aclose()
         table = run_cli("pool", "status", env=env)
         assert "investigator" in table.stdout and "events:" in table.stdout
     finally:
