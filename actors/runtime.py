@@ -33,11 +33,12 @@ from actors.pool import AgentBackend, AgentPool, PoolConfig, PoolTimeout, RayBac
 from actors.reporter import Reporter
 from cidadao.errors import CidadaoError
 from cidadao.events import outbox, relay
+from cidadao.events.projections import flags_consumer
 from cidadao.settings import Settings
 from cidadao.storage import queue, runtime_status
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.investigations import load_result
-from cidadao.storage.postgres import connect
+from cidadao.storage.postgres import connect, create_pool
 from pipelines.runtime import RayInfo, start_ray
 
 __all__ = ["AGENTS", "AgentRuntime", "investigate_once", "ray_runtime", "run_agents"]
@@ -64,6 +65,7 @@ class AgentRuntime:
         self._publish = publish
         self._relay_events = relay_events
         self._relay: asyncio.Task[None] | None = None
+        self._projector: asyncio.Task[None] | None = None
         self._outbox_wake = asyncio.Event()
         self.relayed = 0
         self._wake = asyncio.Event()
@@ -94,6 +96,7 @@ class AgentRuntime:
             self._publisher = asyncio.create_task(self._publish_status(), name="runtime-status")
         if self._relay_events:
             self._relay = asyncio.create_task(self._relay_outbox(), name="event-relay")
+            self._projector = asyncio.create_task(self._project(), name="projection-flags-by-organ-month")
         self._wake.set()
 
     def _notified(self, *_: Any) -> None:
@@ -103,10 +106,10 @@ class AgentRuntime:
         """Stop taking work, stop the agents (an investigation cut short is requeued when its lease runs out,
         at the latest when a runtime starts again), release the connections."""
         self._stopping.set()
-        for background in (self._publisher, self._relay):  # they end at their next look at _stopping: never
-            if background is not None:  # cancelled inside redis-py, which swallows cancellations
+        for background in (self._publisher, self._relay, self._projector):  # they end at their next look at
+            if background is not None:  # _stopping: never cancelled inside redis-py, which swallows cancellations
                 await background
-        self._publisher = self._relay = None
+        self._publisher = self._relay = self._projector = None
         tasks = [*self._loops, *self._workers]
         for task in tasks:
             task.cancel()
@@ -205,6 +208,27 @@ class AgentRuntime:
                 await asyncio.wait_for(self._outbox_wake.wait(), 1.0)
         if conn is not None:
             await conn.close()
+
+    async def _project(self) -> None:
+        """Keep the flags-by-organ-month projection current from the investigation stream."""
+        assert self._redis is not None
+        pool = await create_pool(self._dsn, self.settings, min_size=1, max_size=2)
+        consumer = flags_consumer(self._redis, pool, f"runtime-{os.getpid()}")
+        grouped = False
+        try:
+            while not self._stopping.is_set():
+                try:
+                    if not grouped:
+                        await consumer.ensure_group()
+                        grouped = True
+                    await consumer.run_once(block_ms=1000)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
+                    grouped = False  # a restarted Redis may have lost the group
+                    log.warning("projection: %s: %s; retrying", type(exc).__name__, exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), 1.0)
+        finally:
+            await pool.close()
 
     # --- reading -----------------------------------------------------------------------------------
 

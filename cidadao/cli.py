@@ -34,9 +34,11 @@ fetch_app = typer.Typer(help="Download contracts from the live sources.", no_arg
 bench_app = typer.Typer(help="Benchmarks: print a table, write JSON, compare to a same-run baseline.")
 app.add_typer(db_app, name="db")
 app.add_typer(fetch_app, name="fetch")
+events_app = typer.Typer(help="Events on Redis Streams and the projections built from them.", no_args_is_help=True)
 pool_app = typer.Typer(help="The agent pools of running `cidadao up` runtimes.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.add_typer(pool_app, name="pool")
+app.add_typer(events_app, name="events")
 
 err = Console(stderr=True, highlight=False)
 
@@ -180,6 +182,36 @@ def pool_status(as_json: Annotated[bool, typer.Option("--json", help="Print one 
         _print_runtimes(runtimes)
     if not runtimes:
         raise typer.Exit(1)
+
+
+@events_app.command("replay")
+def events_replay(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Rebuild the flags-by-organ-month projection by replaying the investigation stream from its start."""
+    result = _run(_replay(_settings()))
+    if as_json:
+        _emit_json(result)
+        return
+    typer.echo(
+        f"{result['projection']}: {result['events_read']} events read from {result['stream']}, "
+        f"{result['events_applied']} applied, {result['rows']} rows, {result['failed']} failed, {result['seconds']} s"
+    )
+
+
+async def _replay(settings: Settings) -> dict[str, Any]:
+    import redis.asyncio as aioredis
+
+    from cidadao.events.projections import replay_flags_by_organ_month
+    from cidadao.storage.database import prepare_stores
+    from cidadao.storage.postgres import create_pool
+
+    endpoints = (await prepare_stores(settings)).endpoints
+    pool = await create_pool(endpoints.database_url, settings, min_size=1, max_size=2)
+    client = aioredis.from_url(endpoints.redis_url)
+    try:
+        return await replay_flags_by_organ_month(pool, client)
+    finally:
+        await client.aclose()
+        await pool.close()
 
 
 async def _read_runtimes(url: str) -> list[dict[str, Any]]:

@@ -207,3 +207,59 @@ async def test_ingest_announces_each_stored_batch(
     assert sum(b["accepted"] for b in batches) == report["accepted"]
     assert sum(b["rejected"] for b in batches) == report["rejected"] and report["rejected"] > 0
     assert {b["kind"] for b in batches} == {"contracts"}
+
+
+async def test_replaying_the_stream_rebuilds_the_projection_identically(
+    db: asyncpg.Connection, database_url: str, store_settings: Settings, redis_keys: Keys
+) -> None:
+    from actors import Investigator
+    from cidadao.events.projections import flags_consumer, replay_flags_by_organ_month
+    from cidadao.storage import queue
+    from tests.integration.test_investigation_sweep import _store
+
+    client, prefix = redis_keys
+    await _clean(db)
+    await db.execute("TRUNCATE projection_flags_by_organ_month")
+    await _store(db, 62, 2500)
+    ids = [(await queue.submit(db, scope)).id for scope in ({"all": True, "year": None}, {"all": True, "year": 2024})]
+    agent = Investigator(store_settings, "investigator-projection")
+    try:
+        while await agent.work_one():
+            pass
+    finally:
+        await agent.close()
+    await relay(db, client, prefix=prefix + "events:")
+    query = "SELECT orgao_codigo, month, flag, n FROM projection_flags_by_organ_month ORDER BY 1, 2, 3"
+    truth = await db.fetch(
+        """SELECT c.orgao_codigo, to_char(c.signed_on, 'YYYY-MM') AS month, f.flag, count(*) AS n
+             FROM flags f JOIN contracts c ON c.id = f.contract_id
+            WHERE f.investigation_id = ANY($1::uuid[]) AND f.level = 'contract' GROUP BY 1, 2, 3 ORDER BY 1, 2, 3""",
+        ids,
+    )
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        live = flags_consumer(client, pool, "live", prefix=prefix + "events:")
+        await live.ensure_group()
+        while await live.run_once(block_ms=None):
+            pass
+        built = [tuple(r) for r in await db.fetch(query)]
+        assert built == [tuple(r) for r in truth] and built  # the events alone give the flags' counts
+        for _ in range(2):  # and replaying them, as often as one likes, gives the same
+            result = await replay_flags_by_organ_month(pool, client, prefix=prefix + "events:")
+            assert [tuple(r) for r in await db.fetch(query)] == built
+            assert result["events_applied"] == 2 and result["failed"] == 0 and result["rows"] == len(built)
+    finally:
+        await pool.close()
+
+
+def test_the_replay_command_reports_what_it_did(cli_env: dict[str, str]) -> None:
+    from tests.helpers import run_cli
+
+    ran = run_cli("events", "replay", "--json", env=cli_env)
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(ran.stdout)
+    assert result["projection"] == "flags-by-organ-month" and result["stream"] == "cidadao:events:investigation"
+    assert result["failed"] == 0 and result["events_applied"] <= result["events_read"]
+    text = run_cli("events", "replay", env=cli_env)
+    assert text.returncode == 0 and "events read from cidadao:events:investigation" in text.stdout
