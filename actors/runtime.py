@@ -23,7 +23,6 @@ from typing import Any, Final
 
 import asyncpg
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from actors.analyst import Analyst
 from actors.investigator import Investigator
@@ -141,7 +140,8 @@ class AgentRuntime:
                     listener = await self._listening()
                     await queue.requeue_expired(listener)  # leases of dead agents ran out: their work waits again
                     self.queued = await listener.fetchval("SELECT count(*) FROM investigations WHERE status = 'queued'")
-            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:  # try again
+            except Exception as exc:  # the loop must outlive anything a broken connection raises (asyncpg
+                # raises InternalClientError, neither a PostgresError nor an InterfaceError, on some)
                 log.warning("investigation dispatcher: %s: %s; retrying in %g s", type(exc).__name__, exc, self.poll_s)
                 self._cut_listener()
                 self.queued = 0
@@ -199,7 +199,7 @@ class AgentRuntime:
                     await conn.add_listener(outbox.CHANNEL, lambda *_: self._outbox_wake.set())
                 while n := await relay(conn, self._redis):
                     self.relayed += n
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
+            except Exception as exc:  # a supervisor loop: log, retry
                 log.warning("event relay: %s: %s; retrying", type(exc).__name__, exc)
                 if conn is not None and not conn.is_closed():
                     conn.terminate()  # closing could wait on a dead server
@@ -222,7 +222,7 @@ class AgentRuntime:
                         await consumer.ensure_group()
                         grouped = True
                     await consumer.run_once(block_ms=1000)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError) as exc:
+                except Exception as exc:  # a supervisor loop: log, retry
                     grouped = False  # a restarted Redis may have lost the group
                     log.warning("projection: %s: %s; retrying", type(exc).__name__, exc)
                     with contextlib.suppress(TimeoutError):
@@ -273,23 +273,14 @@ class AgentRuntime:
 
     async def wait(self, inv: uuid.UUID | str, timeout_s: float) -> dict[str, Any]:
         """The investigation once it ended (completed, failed or cancelled), read back from Postgres."""
-        inv = uuid.UUID(str(inv))
+        await self.wait_many([inv], timeout_s)
         conn = await connect(self._dsn)
         try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    self._done.clear()
-                    status = await conn.fetchval("SELECT status FROM investigations WHERE id = $1", inv)
-                    if status is None:
-                        raise CidadaoError(f"no investigation {inv}")
-                    if status in FINAL:
-                        result = await load_result(conn, inv)
-                        assert result is not None
-                        return result
-                    with contextlib.suppress(TimeoutError):  # a loop finishing wakes us; else re-read
-                        await asyncio.wait_for(self._done.wait(), self.poll_s)
+            result = await load_result(conn, uuid.UUID(str(inv)))
         finally:
             await conn.close()
+        assert result is not None
+        return result
 
     async def wait_many(self, ids: Iterable[uuid.UUID | str], timeout_s: float) -> dict[str, str]:
         """Statuses of many investigations once every one has ended, watched over one connection."""

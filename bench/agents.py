@@ -263,17 +263,18 @@ def _canonical(result: dict[str, Any]) -> bytes:
     return orjson.dumps({k: result[k] for k in keep}, option=orjson.OPT_SORT_KEYS)
 
 
-async def _killer(runtime: AgentRuntime, every_s: float, rng: random.Random, kills: list[dict[str, Any]]) -> None:
+async def _killer(
+    runtime: AgentRuntime, cache_name: str, every_s: float, rng: random.Random, kills: list[dict[str, Any]]
+) -> None:
     """Every ``every_s`` seconds on average (exponential gaps), SIGKILL an investigator that is working (one
     chosen at random among the busy), or — one time in five — the shared peer-data cache."""
     import ray
 
-    cache_name = next(iter(getattr(runtime._backend, "singletons", {})), None)
     while True:
         await asyncio.sleep(rng.expovariate(1 / every_s))  # the next kill's random moment
         names = list(runtime.pool.stats()["kinds"]["investigator"]["names"])
         rng.shuffle(names)
-        if cache_name is not None and rng.random() < 0.2:
+        if rng.random() < 0.2:
             names = [cache_name]
         for name in names:
             try:
@@ -300,7 +301,9 @@ async def _run_all(
         t0 = time.perf_counter()
         ids = [(await runtime.submit(scope))["id"] for scope in scopes]
         if kill_every_s:
-            killer = asyncio.create_task(_killer(runtime, kill_every_s, random.Random(seed), kills))
+            killer = asyncio.create_task(
+                _killer(runtime, peer_data_name(settings), kill_every_s, random.Random(seed), kills)
+            )
         await runtime.wait_many(ids, 3600)
         seconds = time.perf_counter() - t0
     finally:
