@@ -22,8 +22,8 @@ from actors.peer_data import PeerData, load_peer_data, peer_data_name
 from cidadao.errors import EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
-from cidadao.storage.analysis import Scope, organ_counts
-from pipelines.investigate import no_contracts, sweep_scope
+from cidadao.storage.analysis import Scope, no_contracts, organ_counts
+from pipelines.investigate import sweep_scope
 from pipelines.strategies import Strategy
 
 __all__ = ["Investigator"]

@@ -18,19 +18,23 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from actors._database import AgentDatabase
 from actors._health import health_of
+from cidadao import queries
+from cidadao.commands import (
+    CancelInvestigation,
+    Split,
+    StartInvestigation,
+    cancel_investigation,
+    parse,
+    plan_investigation,
+    start_investigation,
+)
 from cidadao.settings import Settings
-from cidadao.storage import queue
-from cidadao.storage.analysis import Scope, organ_counts
-from pipelines.investigate import no_contracts
 
 __all__ = ["Orchestrator", "Split"]
-
-Split = Literal["auto", "organ", "none"]
-SPLITS: tuple[Split, ...] = ("auto", "organ", "none")
 
 
 class Orchestrator:
@@ -54,49 +58,26 @@ class Orchestrator:
 
     async def plan(self, scope: dict[str, Any], split: Split = "auto") -> dict[str, Any]:
         """The partitions of ``scope``; :class:`~cidadao.errors.EmptyScope` when it holds no contracts."""
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
-        s = Scope(scope.get("orgao"), scope.get("year"))
+        cmd = StartInvestigation.of(scope, split=split)
         async with (await self._reads.pool()).acquire() as conn:
-            counts = await organ_counts(conn, s)
-        if not counts:
-            raise no_contracts(s)
-        by_organ = split == "organ" or (split == "auto" and 1 < len(counts) <= self.max_partitions)
-        if by_organ and len(counts) > self.max_partitions:
-            raise ValueError(f"{len(counts)} organs is more than {self.max_partitions} partitions; use split='none'")
-        if by_organ and len(counts) > 1:
-            partitions = [{"scope": Scope(organ, s.year).as_dict(), "contracts": n} for organ, n in counts]
-        else:
-            partitions = [{"scope": s.as_dict(), "contracts": sum(n for _, n in counts)}]
-        return {
-            "scope": s.as_dict(), "split": "organ" if len(partitions) > 1 else "none", "organs": len(counts),
-            "contracts": sum(n for _, n in counts), "partitions": partitions,
-        }  # fmt: skip
+            return await plan_investigation(conn, cmd, max_partitions=self.max_partitions)
 
     async def submit(
         self, scope: dict[str, Any], *, split: Split = "auto", user_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:  # fmt: skip
-        """Plan and queue ``scope``: its id, whether it is new, its status and how it was split."""
-        plan = await self.plan(scope, split)
-        parts = plan["partitions"]
-        async with (await self._database.pool()).acquire() as conn:
-            if len(parts) == 1:
-                submitted = await queue.submit(conn, plan["scope"], user_id=user_id, idempotency_key=idempotency_key)
-            else:
-                submitted = await queue.submit_partitioned(
-                    conn, plan["scope"], [p["scope"] for p in parts], user_id=user_id, idempotency_key=idempotency_key
-                )
+        """The ``StartInvestigation`` command: plan and queue ``scope``; its id, whether it is new, its status and
+        how it was split. :class:`~cidadao.errors.CommandError` (naming the field) before anything is queued."""
+        cmd = StartInvestigation.of(scope, split=split, user_id=user_id, idempotency_key=idempotency_key)
+        async with (await self._reads.pool()).acquire() as reads, (await self._database.pool()).acquire() as conn:
+            submitted = await start_investigation(conn, cmd, reads=reads, max_partitions=self.max_partitions)
         self.tasks_done += 1
-        return {
-            "id": str(submitted.id), "created": submitted.created, "status": submitted.status,
-            "split": plan["split"], "partitions": len(parts), "contracts": plan["contracts"],
-        }  # fmt: skip
+        return submitted
 
     async def status(self, investigation: str | uuid.UUID) -> dict[str, Any] | None:
         """State and progress of an investigation (None if unknown), JSON-ready."""
         async with (await self._database.pool()).acquire() as conn:
-            found = await queue.get_investigation(conn, uuid.UUID(str(investigation)))
+            found = await queries.investigation(conn, investigation)
         if found is None:
             return None
         return {
@@ -105,7 +86,8 @@ class Orchestrator:
         }
 
     async def cancel(self, investigation: str | uuid.UUID) -> str | None:
-        """``cancelled``, ``cancel_requested`` (running work stops at its next lease renewal), the status it
-        already ended with, or None if unknown."""
+        """The ``CancelInvestigation`` command: ``cancelled``, ``cancel_requested`` (running work stops at its next
+        lease renewal), the status it already ended with, or None if unknown."""
+        cmd = parse(CancelInvestigation, {"investigation_id": investigation})
         async with (await self._database.pool()).acquire() as conn:
-            return await queue.cancel(conn, uuid.UUID(str(investigation)))
+            return await cancel_investigation(conn, cmd)

@@ -26,10 +26,11 @@ import redis.asyncio as aioredis
 
 from actors.analyst import Analyst
 from actors.investigator import Investigator
-from actors.orchestrator import Orchestrator, Split
+from actors.orchestrator import Orchestrator
 from actors.peer_data import PeerDataCache, peer_data_name
 from actors.pool import AgentBackend, AgentPool, PoolConfig, PoolTimeout, RayBackend
 from actors.reporter import Reporter
+from cidadao.commands import Split, StartInvestigation, start_investigation
 from cidadao.errors import CidadaoError
 from cidadao.events import outbox, relay
 from cidadao.events.projections import flags_consumer
@@ -264,12 +265,12 @@ class AgentRuntime:
                 return await self._backend.call(  # type: ignore[no-any-return]
                     agent, "submit", scope, split=split, user_id=user_id, idempotency_key=idempotency_key
                 )
+        cmd = StartInvestigation.of(scope, split="none", user_id=user_id, idempotency_key=idempotency_key)
         conn = await connect(self._dsn)
         try:
-            s = await queue.submit(conn, scope, user_id=user_id, idempotency_key=idempotency_key)
+            return await start_investigation(conn, cmd)
         finally:
             await conn.close()
-        return {"id": str(s.id), "created": s.created, "status": s.status, "split": "none", "partitions": 1}
 
     async def wait(self, inv: uuid.UUID | str, timeout_s: float) -> dict[str, Any]:
         """The investigation once it ended (completed, failed or cancelled), read back from Postgres."""

@@ -5,6 +5,7 @@ the whole family or one branch::
 
     CidadaoError
     ├── ConfigError            an environment variable holds an invalid value (names the variable)
+    ├── CommandError           a command (start an investigation...) or a query is invalid (names the field)
     ├── StoreError             Postgres or Redis could not be started, reached or migrated
     │   └── MigrationError     a migration failed or the recorded history disagrees with the files
     ├── InputFormatError       a file is not what it claims to be (one clear line, the file named)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 __all__ = [
     "CidadaoError",
+    "CommandError",
     "ConfigError",
     "EmptyScope",
     "FetchError",
@@ -38,6 +40,15 @@ class CidadaoError(Exception):
 
 class ConfigError(CidadaoError):
     """An environment variable (or settings field) holds an invalid value."""
+
+
+class CommandError(CidadaoError):
+    """A command was refused before anything changed: ``field`` names what was wrong (``"orgao"``, ``"paths.1"``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class StoreError(CidadaoError):

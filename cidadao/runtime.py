@@ -10,19 +10,16 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
 
-from cidadao.contracts.readers import DetectedFile, Kind, SourceFormat, detect
+from cidadao.commands import IngestFiles, detect_files, ingest_files, parse
+from cidadao.contracts.readers import DetectedFile, Kind, SourceFormat
 from cidadao.settings import Settings, mask_secret
 from cidadao.storage.database import prepare_stores
-from cidadao.storage.ingest import IngestReport, ingest_file
+from cidadao.storage.ingest import IngestReport
 from cidadao.storage.postgres import connect
 from cidadao.storage.servers import StoreEndpoints, stop_embedded
 
 __all__ = ["ingest_paths", "run_up"]
-
-# Suppliers and sanctions first: the contracts that follow then find their suppliers described.
-_KIND_ORDER: Final = {"suppliers": 0, "sanctions": 1, "contracts": 2}
 
 
 async def ingest_paths(
@@ -32,37 +29,21 @@ async def ingest_paths(
     fmt: SourceFormat = "auto",
     on_bytes: Callable[[int], None] | None = None,
 ) -> list[IngestReport]:
-    """Detect every file first (a wrong file stops everything before anything is stored), then load them.
-
-    Returns one report per kind, in load order.
-    """
-    detected: list[DetectedFile] = [detect(p, kind, fmt) for p in paths]
+    """The ``IngestFiles`` command: detect every file first (a wrong file stops everything before anything is
+    stored), then load them. Returns one report per kind, in load order."""
+    detected = detect_files(parse(IngestFiles, {"paths": paths, "kind": kind, "format": fmt}))
     prepared = await prepare_stores(settings)
     return await _ingest_detected(settings, prepared.endpoints.database_url, detected, on_bytes)
 
 
 async def _ingest_detected(
-    settings: Settings,
-    database_url: str,
-    detected: list[DetectedFile],
-    on_bytes: Callable[[int], None] | None = None,
+    settings: Settings, database_url: str, detected: list[DetectedFile], on_bytes: Callable[[int], None] | None = None
 ) -> list[IngestReport]:
-    reports: dict[str, IngestReport] = {}
     conn = await connect(database_url)
     try:
-        for d in sorted(detected, key=lambda d: _KIND_ORDER[d.kind]):
-            report = reports.setdefault(d.kind, IngestReport(kind=d.kind))
-            await ingest_file(
-                conn,
-                d,
-                report,
-                batch_rows=settings.ingest_batch_rows,
-                max_value=settings.max_contract_value,
-                on_bytes=on_bytes,
-            )
+        return await ingest_files(conn, detected, settings, on_bytes)
     finally:
         await conn.close()
-    return list(reports.values())
 
 
 async def _table_counts(database_url: str) -> dict[str, int]:
@@ -89,7 +70,8 @@ async def _start(settings: Settings, *, demo: int, seed: int, echo: Callable[[st
         out = settings.data_home / "demo" / f"seed{seed}-n{demo}"
         echo(f"demo: generating {demo} contracts (seed {seed}) in {out}")
         summary = generate(out, demo, seed, "portal")
-        files = [detect(Path(p)) for name, p in summary.files.items() if name not in ("labels", "manifest")]
+        paths = [Path(p) for name, p in summary.files.items() if name not in ("labels", "manifest")]
+        files = detect_files(IngestFiles(paths=paths))
         for report in await _ingest_detected(settings, ep.database_url, files):
             planted = " (dirty rows planted on purpose)" if report.rejected else ""
             echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected{planted}")

@@ -15,7 +15,6 @@ from typing import Any
 
 import asyncpg
 
-from cidadao.errors import EmptyScope
 from cidadao.redflags.base import SideData
 from cidadao.redflags.stats import PriceThresholds, merge_prices
 from cidadao.redflags.sweep import SweepResult
@@ -25,7 +24,7 @@ from pipelines.runtime import ensure_ray
 from pipelines.strategies import Strategy
 from pipelines.sweep import sweep_postgres
 
-__all__ = ["no_contracts", "sweep_scope"]
+__all__ = ["sweep_scope"]
 
 
 async def sweep_scope(
@@ -57,9 +56,3 @@ async def sweep_scope(
         "flag_counts": result.counts(), "insufficient": result.insufficient, "strategy": strategy,
     }  # fmt: skip
     return result, summary
-
-
-def no_contracts(scope: Scope) -> EmptyScope:
-    where = f"orgao {scope.orgao}" if scope.orgao else "the database"
-    year = f" in {scope.year}" if scope.year else ""
-    return EmptyScope(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")

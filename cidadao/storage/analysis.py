@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from cidadao.errors import EmptyScope
 from cidadao.redflags.base import REGISTRY_SCHEMA, SANCTIONS_SCHEMA, SideData
 from cidadao.redflags.frame import ANALYSIS_SCHEMA
 from cidadao.redflags.stats import LOG_BIN, PricePartial
@@ -29,6 +30,7 @@ __all__ = [
     "load_contracts",
     "load_price_histogram",
     "load_side",
+    "no_contracts",
     "organ_counts",
     "store_tables",
 ]
@@ -83,6 +85,13 @@ async def _copy_csv(conn: asyncpg.Connection, query: str, args: list[Any], schem
             false_values=["f"],
         ),
     ).cast(schema)
+
+
+def no_contracts(scope: Scope) -> EmptyScope:
+    """The error of a scope that holds no contracts (retrying cannot help)."""
+    where = f"orgao {scope.orgao}" if scope.orgao else "the database"
+    year = f" in {scope.year}" if scope.year else ""
+    return EmptyScope(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
 
 
 async def organ_counts(conn: asyncpg.Connection, scope: Scope) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ import pytest
 from actors import Investigator, Orchestrator
 from actors.pool import LocalBackend, PoolConfig
 from actors.runtime import AgentRuntime
-from cidadao.errors import EmptyScope
+from cidadao.errors import CommandError, EmptyScope
 from cidadao.settings import Settings
 from cidadao.storage import queue
 from cidadao.storage.investigations import load_result
@@ -55,7 +55,7 @@ async def test_plan_splits_by_organ_and_refuses_what_it_cannot_do(
         assert one["split"] == "none" and len(one["partitions"]) == 1  # one organ: nothing to split
         with pytest.raises(EmptyScope, match="no contracts in orgao 99999"):
             await agent.plan({"orgao": "99999", "year": None})
-        with pytest.raises(ValueError, match="split must be one of"):
+        with pytest.raises(CommandError, match="split: Input should be"):
             await agent.plan(ALL, "sideways")  # type: ignore[arg-type]
         assert await agent.status(uuid.uuid4()) is None
         assert await db.fetchval("SELECT count(*) FROM investigations") == 0  # planning queues nothing
