@@ -25,6 +25,7 @@ import asyncpg
 
 from actors._database import AgentDatabase
 from actors._health import health_of
+from cidadao.observability import CACHE_HIT_RATIO, CACHE_REQUESTS
 from cidadao.redflags.base import SideData
 from cidadao.redflags.stats import PriceThresholds, merge_prices
 from cidadao.settings import Settings
@@ -98,7 +99,8 @@ class PeerDataCache:
             key = (year, *await data_versions(conn))
             lock = self._locks.setdefault(key, asyncio.Lock())
             async with lock:
-                if key not in self._entries:
+                hit = key in self._entries
+                if not hit:
                     data = await load_peer_data(conn, year)
                     self._entries[data.key] = _put(data)
                     self.computed += 1
@@ -107,6 +109,8 @@ class PeerDataCache:
                         self._locks.pop(old, None)
                 self._entries.move_to_end(key)
                 self.served += 1
+                CACHE_REQUESTS.inc(cache="peer_data", result="hit" if hit else "miss")
+                CACHE_HIT_RATIO.set(1 - self.computed / self.served, cache="peer_data")
                 return [self._entries[key]]
 
 

@@ -27,14 +27,17 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from prometheus_client import Gauge
-
 from cidadao.errors import CidadaoError
+from cidadao.observability import (
+    AGENT_POOL_AGENTS,
+    AGENT_POOL_EVENTS,
+    AGENT_POOL_UTILIZATION,
+    AGENT_POOL_WAITING,
+    AGENT_TASK_DURATION,
+)
 from cidadao.settings import Settings
 
 __all__ = ["AgentBackend", "AgentPool", "LocalBackend", "PoolConfig", "PoolTimeout", "RayBackend"]
-
-UTILIZATION = Gauge("cidadao_ai_agent_pool_utilization", "Busy agents over agents in the pool, per kind.", ["kind"])
 
 
 class PoolTimeout(CidadaoError):
@@ -191,6 +194,10 @@ class AgentPool:
     async def start(self, watchdog: bool = True) -> None:
         """Pre-warm ``size`` (default ``min``) agents of each kind; start the health/scaling watchdog."""
         await asyncio.gather(*(self._add(k) for k, cfg in self.kinds.items() for _ in range(cfg.initial)))
+        for kind in self.kinds:
+            self._gauge(kind)
+            for event in ("replaced", "recycled", "scaled_up", "scaled_down"):
+                AGENT_POOL_EVENTS.init(kind=kind, event=event)
         if watchdog:
             self._watchdog = asyncio.create_task(self._watch(), name="agent-pool-watchdog")
 
@@ -250,11 +257,26 @@ class AgentPool:
         if self._closed:
             raise PoolTimeout("the pool is closed")
         agent = await self._take(kind, self.kinds[kind].acquire_timeout if timeout is None else timeout)
+        self._gauge(kind)
+        held = time.monotonic()
         try:
             yield agent.handle
         finally:
+            AGENT_TASK_DURATION.observe(time.monotonic() - held, kind=kind)
             agent.tasks += 1
             await self._give_back(agent)
+            self._gauge(kind)
+
+    def _gauge(self, kind: str) -> None:
+        busy = sum(a.busy for a in self._agents[kind])
+        AGENT_POOL_UTILIZATION.set(self.utilization(kind), kind=kind)
+        AGENT_POOL_AGENTS.set(busy, kind=kind, state="busy")
+        AGENT_POOL_AGENTS.set(len(self._agents[kind]) - busy, kind=kind, state="idle")
+        AGENT_POOL_WAITING.set(sum(1 for w in self._waiters[kind] if not w.done()), kind=kind)
+
+    def _count(self, kind: str, event: str) -> None:
+        self._events[event] += 1
+        AGENT_POOL_EVENTS.inc(kind=kind, event=event)
 
     async def _take(self, kind: str, wait_s: float) -> _Agent:
         if self._idle[kind] and not self._waiters[kind]:
@@ -279,7 +301,7 @@ class AgentPool:
         cfg = self.kinds[agent.kind]
         old = time.monotonic() - agent.started > cfg.max_lifetime_s
         if agent.retiring or agent.tasks >= cfg.recycle_after_tasks or old or agent.rss_mb > cfg.max_rss_mb:
-            self._events["recycled"] += 1
+            self._count(agent.kind, "recycled")
             await self._remove(agent)
             if len(self._agents[agent.kind]) < max(cfg.min, 1 if self._waiters[agent.kind] else 0):
                 await self._add(agent.kind)
@@ -308,7 +330,7 @@ class AgentPool:
             )
             for agent, result in zip(agents, results, strict=True):
                 if isinstance(result, BaseException):
-                    self._events["replaced"] += 1
+                    self._count(kind, "replaced")
                     await self._remove(agent)
                     if agent.busy:  # its borrower gets an error from the dead agent; give back nothing
                         agent.retiring = True
@@ -316,14 +338,14 @@ class AgentPool:
                 agent.rss_mb = float(result.get("rss_mb", 0.0))
                 stale = time.monotonic() - agent.started > cfg.max_lifetime_s or agent.rss_mb > cfg.max_rss_mb
                 if stale and not agent.busy:
-                    self._events["recycled"] += 1
+                    self._count(kind, "recycled")
                     await self._remove(agent)
                 elif stale:
                     agent.retiring = True
             while len(self._agents[kind]) < cfg.min:
                 await self._add(kind)
             await self._scale(kind, cfg)
-            UTILIZATION.labels(kind=kind).set(self.utilization(kind))
+            self._gauge(kind)
 
     async def _scale(self, kind: str, cfg: PoolConfig) -> None:
         util, waiting = self.utilization(kind), sum(1 for w in self._waiters[kind] if not w.done())
@@ -335,11 +357,11 @@ class AgentPool:
             self._pressure[kind] = 0
         n = len(self._agents[kind])
         if self._pressure[kind] >= cfg.scale_checks and n < cfg.max:
-            self._events["scaled_up"] += 1
+            self._count(kind, "scaled_up")
             self._pressure[kind] = 0
             await self._add(kind)
         elif self._pressure[kind] <= -cfg.scale_checks and n > cfg.min and self._idle[kind]:
-            self._events["scaled_down"] += 1
+            self._count(kind, "scaled_down")
             self._pressure[kind] = 0
             await self._remove(self._idle[kind].pop())
 

@@ -33,12 +33,16 @@ from actors.reporter import Reporter
 from cidadao.commands import Split, StartInvestigation, start_investigation
 from cidadao.errors import CidadaoError
 from cidadao.events import outbox, relay
-from cidadao.events.projections import flags_consumer
+from cidadao.events.projections import flags_consumer, metrics_consumers
+from cidadao.events.streams import Consumer
+from cidadao.observability import init_known_labels
 from cidadao.settings import Settings
 from cidadao.storage import queue, runtime_status
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.investigations import load_result
 from cidadao.storage.postgres import connect, create_pool
+from cidadao.storage.runtime_status import observe_stores
+from cidadao.web.ops import OpsServer, ops_app
 from pipelines.runtime import RayInfo, start_ray
 
 __all__ = ["AGENTS", "AgentRuntime", "investigate_once", "ray_runtime", "run_agents"]
@@ -53,10 +57,13 @@ AGENTS: Final[dict[str, type]] = {
 class AgentRuntime:
     def __init__(
         self, settings: Settings, backend: AgentBackend, kinds: dict[str, PoolConfig], *, poll_s: float = 5.0,
-        publish: bool = False, relay_events: bool = False, info: dict[str, Any] | None = None,
+        publish: bool = False, relay_events: bool = False, metrics_port: int | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:  # fmt: skip
-        """``publish``: the pool's stats to Redis for ``cidadao pool status``; ``relay_events``: the outbox's
-        events to Redis Streams (one runtime per database is enough; more are safe)."""
+        """``publish``: the pool's stats to Redis for ``cidadao pool status`` and the gauges of the queue and the
+        streams, every health period; ``relay_events``: the outbox's events to Redis Streams (one runtime per
+        database is enough; more are safe) and the consumers that keep the projection and the domain's
+        counters; ``metrics_port``: serve ``/metrics``, ``/healthz`` and ``/status`` there (0: any free port)."""
         if "investigator" not in kinds:
             raise ValueError("the runtime needs investigators")
         self.settings, self.poll_s, self.info = settings, poll_s, dict(info or {})
@@ -64,15 +71,17 @@ class AgentRuntime:
         self._backend = backend
         self._publish = publish
         self._relay_events = relay_events
-        self._relay: asyncio.Task[None] | None = None
-        self._projector: asyncio.Task[None] | None = None
+        self._metrics_port = metrics_port
+        self.ops: OpsServer | None = None
+        self._background: list[asyncio.Task[None]] = []  # they end at their next look at _stopping
+        self._consumers: list[Consumer] = []
+        self._pg: asyncpg.Pool | None = None
         self._outbox_wake = asyncio.Event()
         self.relayed = 0
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._workers: set[asyncio.Task[None]] = set()
-        self._publisher: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._starting = 0  # workers waiting for an investigator (they have not claimed yet)
         self.queued = 0  # investigations waiting, as last counted
@@ -92,11 +101,23 @@ class AgentRuntime:
         self._loops = [asyncio.create_task(self._dispatch(), name="investigation-dispatcher")]
         if self._publish or self._relay_events:
             self._redis = aioredis.from_url(endpoints.redis_url)
-        if self._publish:
-            self._publisher = asyncio.create_task(self._publish_status(), name="runtime-status")
+            self._pg = await create_pool(self._dsn, self.settings, min_size=1, max_size=2)
         if self._relay_events:
-            self._relay = asyncio.create_task(self._relay_outbox(), name="event-relay")
-            self._projector = asyncio.create_task(self._project(), name="projection-flags-by-organ-month")
+            assert self._redis is not None and self._pg is not None
+            me = f"runtime-{os.getpid()}"
+            self._consumers = [flags_consumer(self._redis, self._pg, me), *metrics_consumers(self._redis, me)]
+            for c in self._consumers:  # groups first: a new group reading from "$" sees what is relayed next
+                with contextlib.suppress(Exception):  # Redis away: the consumer's loop makes it later
+                    await c.ensure_group()
+            self._background.append(asyncio.create_task(self._relay_outbox(), name="event-relay"))
+            for c in self._consumers:
+                self._background.append(asyncio.create_task(self._consume(c), name=f"consumer-{c.group}-{c.stream}"))
+        if self._publish:
+            self._background.append(asyncio.create_task(self._publish_status(), name="runtime-status"))
+        if self._metrics_port is not None:
+            init_known_labels()
+            self.ops = OpsServer(ops_app(self.status), self.settings.host, self._metrics_port)
+            await self.ops.start()
         self._wake.set()
 
     def _notified(self, *_: Any) -> None:
@@ -106,10 +127,14 @@ class AgentRuntime:
         """Stop taking work, stop the agents (an investigation cut short is requeued when its lease runs out,
         at the latest when a runtime starts again), release the connections."""
         self._stopping.set()
-        for background in (self._publisher, self._relay, self._projector):  # they end at their next look at
-            if background is not None:  # _stopping: never cancelled inside redis-py, which swallows cancellations
-                await background
-        self._publisher = self._relay = self._projector = None
+        if self.ops is not None:
+            await self.ops.stop()
+        for background in self._background:  # they end at their next look at _stopping: never cancelled
+            await background  # inside redis-py, which swallows cancellations
+        self._background.clear()
+        if self._pg is not None:
+            await self._pg.close()
+            self._pg = None
         tasks = [*self._loops, *self._workers]
         for task in tasks:
             task.cancel()
@@ -210,26 +235,20 @@ class AgentRuntime:
         if conn is not None:
             await conn.close()
 
-    async def _project(self) -> None:
-        """Keep the flags-by-organ-month projection current from the investigation stream."""
-        assert self._redis is not None
-        pool = await create_pool(self._dsn, self.settings, min_size=1, max_size=2)
-        consumer = flags_consumer(self._redis, pool, f"runtime-{os.getpid()}")
+    async def _consume(self, consumer: Consumer) -> None:
+        """Keep ``consumer`` reading (the projection, the domain's counters) until the runtime stops."""
         grouped = False
-        try:
-            while not self._stopping.is_set():
-                try:
-                    if not grouped:
-                        await consumer.ensure_group()
-                        grouped = True
-                    await consumer.run_once(block_ms=1000)
-                except Exception as exc:  # a supervisor loop: log, retry
-                    grouped = False  # a restarted Redis may have lost the group
-                    log.warning("projection: %s: %s; retrying", type(exc).__name__, exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), 1.0)
-        finally:
-            await pool.close()
+        while not self._stopping.is_set():
+            try:
+                if not grouped:
+                    await consumer.ensure_group()
+                    grouped = True
+                await consumer.run_once(block_ms=1000)
+            except Exception as exc:  # a supervisor loop: log, retry
+                grouped = False  # a restarted Redis may have lost the group
+                log.warning("%s on %s: %s: %s; retrying", consumer.group, consumer.stream, type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -238,14 +257,17 @@ class AgentRuntime:
         return {
             "key": self._status_key, "pid": os.getpid(), "started_at": self.started_at, "updated_at": time.time(),
             "resumed": len(self.resumed), "queued": self.queued, "events_relayed": self.relayed,
+            "metrics_url": f"{self.ops.url}/metrics" if self.ops else None,
             "pool": self.pool.stats(), **self.info,
         }  # fmt: skip
 
     async def _publish_status(self) -> None:
-        assert self._redis is not None
+        assert self._redis is not None and self._pg is not None
         period = min(cfg.health_period for cfg in self.pool.kinds.values())
         while not self._stopping.is_set():
-            with contextlib.suppress(Exception):  # Redis away for a moment: the next period tries again
+            with contextlib.suppress(Exception):  # a store away for a moment: the next period tries again
+                await asyncio.wait_for(observe_stores(self._pg, self._consumers), period)
+            with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     runtime_status.publish(self._redis, self._status_key, self.status(), ttl_s=3 * period), period
                 )
@@ -316,7 +338,10 @@ def run_agents(settings: Settings, echo: Callable[[str], None]) -> None:
     the investigation loops; until Ctrl-C or SIGTERM, then everything stopped in order."""
     import ray
 
-    info = start_ray(settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port)
+    info = start_ray(
+        settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port,
+        metrics_port=settings.ray_metrics_port,
+    )  # fmt: skip
     try:
         echo(f"ray: {'started a local cluster' if info.started else 'joined the cluster'} at {info.address}")
         if info.dashboard_url:
@@ -339,7 +364,10 @@ async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None])
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runtime = ray_runtime(settings, publish=True, relay_events=True, info={"ray": info.as_dict()})
+    runtime = ray_runtime(
+        settings, publish=True, relay_events=True, metrics_port=settings.metrics_port or None,
+        info={"ray": info.as_dict()},
+    )  # fmt: skip
     try:
         await runtime.start()
         cfg = PoolConfig.from_settings(settings)
@@ -347,6 +375,13 @@ async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None])
             f"agents: {', '.join(f'{k} {cfg.initial}' for k in runtime.pool.kinds)} "
             f"(each kind scales {cfg.min}-{cfg.max}; `cidadao pool status` shows them)"
         )
+        if runtime.ops is not None:
+            echo(f"metrics: {runtime.ops.url}/metrics (this runtime: pool, queue, events, database; also /status)")
+        else:
+            echo("metrics: this runtime's endpoint is off (CIDADAO_METRICS_PORT=0)")
+        if info.metrics_url:
+            echo(f"metrics: {info.metrics_url} (Ray's exporter: the agents' metrics, prefixed ray_)")
+        echo("metrics: scrape both with deploy/prometheus/prometheus.yml; dashboards in deploy/grafana/")
         if runtime.resumed:
             echo(f"resumed: {len(runtime.resumed)} investigations a stopped runtime had left running")
         echo("ready; press Ctrl-C to stop")

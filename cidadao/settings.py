@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # `cidadao up` starts a local Ray with its dashboard on 127.0.0.1 (token auth on, Ray's default)
     ray_dashboard: bool = Field(True, validation_alias=_own("RAY_DASHBOARD"))
     ray_dashboard_port: int = Field(8265, ge=1, le=65535, validation_alias=_own("RAY_DASHBOARD_PORT"))
+    # where Ray's exporter serves the actors' metrics (a local cluster's; a joined cluster keeps its own)
+    ray_metrics_port: int = Field(9465, ge=1, le=65535, validation_alias=_own("RAY_METRICS_PORT"))
+    # `cidadao up`'s own /metrics, /healthz and /status on HOST (0: off)
+    metrics_port: int = Field(9464, ge=0, le=65535, validation_alias=_own("METRICS_PORT"))
     # an OpenAI-compatible chat completions URL; unset: reports are written from templates
     llm_endpoint: str | None = Field(None, validation_alias=_own("LLM_ENDPOINT"))
     llm_model: str = Field("default", min_length=1, validation_alias=_own("LLM_MODEL"))

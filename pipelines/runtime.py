@@ -29,11 +29,12 @@ class RayInfo:
     dashboard_url: str | None
     token_auth: bool
     token_path: str | None  # where the token is read from, when it is a file
+    metrics_url: str | None = None  # Ray's exporter on this node (the actors' metrics), when we started it
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "address": self.address, "started": self.started, "dashboard_url": self.dashboard_url,
-            "token_auth": self.token_auth, "token_path": self.token_path,
+            "token_auth": self.token_auth, "token_path": self.token_path, "metrics_url": self.metrics_url,
         }  # fmt: skip
 
 
@@ -58,9 +59,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     )
 
 
-def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int) -> RayInfo:
+def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int, metrics_port: int = 9465) -> RayInfo:
     """``cidadao up``'s Ray: join ``address``, or start a local one with its dashboard on
-    ``127.0.0.1:dashboard_port`` (unless ``dashboard`` is False). Say where it is and how to authenticate."""
+    ``127.0.0.1:dashboard_port`` (unless ``dashboard`` is False) and its metrics exporter on ``metrics_port``.
+    Say where it is and how to authenticate."""
     if address:
         context = ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
     else:
@@ -68,6 +70,7 @@ def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int) -> R
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",
             dashboard_port=dashboard_port,
+            _metrics_export_port=metrics_port,
             _node_ip_address="127.0.0.1",
             log_to_driver=False,
             logging_level=logging.ERROR,
@@ -81,6 +84,7 @@ def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int) -> R
     return RayInfo(
         address=ray.get_runtime_context().gcs_address, started=not address,
         dashboard_url=f"http://{url}" if url else None, token_auth=token_auth, token_path=token_path,
+        metrics_url=None if address else f"http://127.0.0.1:{metrics_port}/metrics",
     )  # fmt: skip
 
 

@@ -102,3 +102,28 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def exposition_samples(text: str, *, strip: str = "") -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Samples of a Prometheus exposition by sample name (``x_total``, ``x_bucket``...), names with ``strip``
+    removed from their front (Ray's ``ray_``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out.setdefault(s.name.removeprefix(strip), []).append((s.labels, s.value))
+    return out
+
+
+def promtool_check_metrics(text: str) -> tuple[int, list[str]]:
+    """``promtool check metrics`` on an exposition: its exit code (0 clean, 3 lint problems, 1 unreadable) and
+    its complaints. promtool comes with Debian's ``prometheus`` package (``.ci/run`` installs it)."""
+    import shutil
+    import subprocess
+
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        raise AssertionError("promtool not found: install Debian's prometheus package (apt-get install prometheus)")
+    done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    return done.returncode, [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]

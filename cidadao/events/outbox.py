@@ -16,6 +16,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from cidadao.events.types import Event, encode, stream_of
+from cidadao.observability import EVENTS_PUBLISHED
 
 __all__ = ["CHANNEL", "MAXLEN", "emit", "relay"]
 
@@ -47,14 +48,19 @@ async def relay(
         )
         if not rows:
             return 0
+        streams: dict[str, int] = {}
         async with client.pipeline(transaction=False) as pipe:
             for r in rows:
                 event = Event(
                     r["type"], orjson.loads(r["data"]), r["key"], r["version"], r["occurred_at"], str(r["id"])
                 )
-                pipe.xadd(stream_of(event.type, prefix), encode(event), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
+                stream = stream_of(event.type, prefix)
+                streams[stream] = streams.get(stream, 0) + 1
+                pipe.xadd(stream, encode(event), maxlen=maxlen, approximate=True)  # type: ignore[arg-type]
             await pipe.execute()
         await conn.execute(
             "UPDATE event_outbox SET published_at = now() WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
         )
+    for stream, n in streams.items():  # counted once the transaction committed
+        EVENTS_PUBLISHED.inc(n, stream=stream)
     return len(rows)

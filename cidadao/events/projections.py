@@ -18,10 +18,19 @@ from redis.exceptions import ResponseError
 
 from cidadao.events.streams import Consumer, apply_once
 from cidadao.events.types import Event, stream_of
+from cidadao.observability import record_event
 
-__all__ = ["FLAGS_BY_ORGAN_MONTH", "apply_flags_by_organ_month", "flags_consumer", "replay_flags_by_organ_month"]
+__all__ = [
+    "FLAGS_BY_ORGAN_MONTH",
+    "METRICS_GROUP",
+    "apply_flags_by_organ_month",
+    "flags_consumer",
+    "metrics_consumers",
+    "replay_flags_by_organ_month",
+]
 
 FLAGS_BY_ORGAN_MONTH: Final = "flags-by-organ-month"
+METRICS_GROUP: Final = "metrics"
 
 
 async def apply_flags_by_organ_month(conn: asyncpg.Connection, event: Event) -> bool:
@@ -51,6 +60,20 @@ def flags_consumer(
             await apply_flags_by_organ_month(conn, event)
 
     return Consumer(client, stream_of("investigation.", prefix), FLAGS_BY_ORGAN_MONTH, name, handle)
+
+
+def metrics_consumers(client: aioredis.Redis, name: str, *, prefix: str = "cidadao:events:") -> list[Consumer]:
+    """Consumers (group ``metrics``, from what comes next) that turn events into the domain's counters: flags
+    found by type, rows ingested (:func:`cidadao.observability.record_event`). Runtimes sharing a database
+    share the group, so each event is counted by one of them (twice only if it is redelivered)."""
+
+    async def handle(event: Event) -> None:
+        record_event(event.type, event.data)
+
+    return [
+        Consumer(client, stream_of(domain, prefix), METRICS_GROUP, name, handle, start="$")
+        for domain in ("investigation.", "contracts.")
+    ]
 
 
 async def replay_flags_by_organ_month(

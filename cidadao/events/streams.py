@@ -14,6 +14,7 @@ Handlers make the effect exactly once with :func:`apply_once`: the event id is r
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from cidadao.events.types import Event, EventError, decode
+from cidadao.observability import (
+    EVENT_DELIVERY_LAG,
+    EVENTS_BACKLOG,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+    EVENTS_FAILED,
+    EVENTS_PENDING,
+    EVENTS_RECLAIMED,
+)
 
 __all__ = ["Consumer", "ConsumerStats", "apply_once"]
 
@@ -63,6 +73,9 @@ class Consumer:
         self.max_deliveries, self.claim_idle_ms, self.start = max_deliveries, claim_idle_ms, start
         self.dead_letter = f"{stream}:dead"
         self.stats = ConsumerStats()
+        self._labels = {"stream": stream, "group": group}
+        for metric in (EVENTS_CONSUMED, EVENTS_FAILED, EVENTS_RECLAIMED, EVENTS_DEAD_LETTERED):
+            metric.init(**self._labels)
 
     async def ensure_group(self) -> None:
         try:
@@ -106,6 +119,7 @@ class Consumer:
                 await self.client.xack(self.stream, self.group, entry_id)
                 continue
             self.stats.reclaimed += 1
+            EVENTS_RECLAIMED.inc(**self._labels)
             handled += await self._handle(entry_id, fields)
         return handled
 
@@ -116,11 +130,14 @@ class Consumer:
             await self.handler(event)
         except Exception as exc:  # left pending: redelivered after claim_idle_ms, dead-lettered after max tries
             self.stats.failed += 1
+            EVENTS_FAILED.inc(**self._labels)
             self.stats.errors[key] = f"{type(exc).__name__}: {exc}"[:1000]
             return 0
         await self.client.xack(self.stream, self.group, entry_id)
         self.stats.errors.pop(key, None)
         self.stats.handled += 1
+        EVENTS_CONSUMED.inc(**self._labels)
+        EVENT_DELIVERY_LAG.observe(max(0.0, time.time() - event.occurred_at.timestamp()), **self._labels)
         return 1
 
     async def _dead_letter(self, entry_id: Any, deliveries: int) -> None:
@@ -136,3 +153,22 @@ class Consumer:
             pipe.xack(self.stream, self.group, entry_id)
             await pipe.execute()
         self.stats.dead_lettered += 1
+        EVENTS_DEAD_LETTERED.inc(**self._labels)
+
+    async def observe_group(self) -> dict[str, int]:
+        """The group's ``pending`` (delivered, not acknowledged) and ``backlog`` (not yet delivered) entries, also
+        kept in their gauges; zeros when the group does not exist (yet)."""
+        try:
+            groups = await self.client.xinfo_groups(self.stream)
+        except ResponseError:  # no such stream
+            groups = []
+        mine = next((g for g in groups if _text(g["name"]) == self.group), None)
+        pending = int(mine["pending"]) if mine else 0
+        backlog = int(mine.get("lag") or 0) if mine else 0  # Redis >= 7; None when Redis cannot tell
+        EVENTS_PENDING.set(pending, **self._labels)
+        EVENTS_BACKLOG.set(backlog, **self._labels)
+        return {"pending": pending, "backlog": backlog}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 
 from cidadao.errors import MigrationError, StoreError
+from cidadao.observability import record_query
 from cidadao.settings import Settings
 
 __all__ = ["Migration", "apply_migrations", "connect", "create_pool", "load_migrations"]
@@ -54,17 +55,25 @@ def load_migrations() -> list[Migration]:
 
 
 async def connect(dsn: str, **kwargs: Any) -> asyncpg.Connection:
-    """One connection, with a clear error when the server cannot be reached."""
+    """One connection, with a clear error when the server cannot be reached; its queries timed
+    (``cidadao_ai_db_query_duration_seconds``)."""
     try:
-        return await asyncpg.connect(dsn, **kwargs)
+        conn = await asyncpg.connect(dsn, **kwargs)
     except (OSError, asyncpg.PostgresError) as exc:
         raise StoreError(f"cannot connect to Postgres: {exc}") from exc
+    conn.add_query_logger(record_query)
+    return conn
+
+
+async def _timed(conn: asyncpg.Connection) -> None:
+    conn.add_query_logger(record_query)
 
 
 async def create_pool(
     dsn: str, settings: Settings, *, min_size: int | None = None, max_size: int | None = None, **kwargs: Any
 ) -> asyncpg.Pool:
-    """The asyncpg pool, sized by ``DB_POOL_SIZE`` unless ``max_size`` says otherwise (one agent's small pool)."""
+    """The asyncpg pool, sized by ``DB_POOL_SIZE`` unless ``max_size`` says otherwise (one agent's small pool);
+    its queries timed (``cidadao_ai_db_query_duration_seconds``)."""
     high = settings.db_pool_size if max_size is None else max_size
     low = min(settings.db_pool_min_size if min_size is None else min_size, high)
     try:
@@ -73,6 +82,7 @@ async def create_pool(
             min_size=low,
             max_size=high,
             command_timeout=settings.db_command_timeout,
+            init=_timed,
             **kwargs,
         )
     except (OSError, asyncpg.PostgresError) as exc:

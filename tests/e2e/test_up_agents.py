@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import socket
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -14,12 +15,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from cidadao.events import decode
+from cidadao.observability import METRICS
 from cidadao.settings import load_settings
 from cidadao.storage import queue
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.postgres import connect
 from cidadao.storage.servers import running_redis_url
-from tests.helpers import CliProcess, eventually, run_cli, wait_until
+from tests.helpers import CliProcess, eventually, exposition_samples, promtool_check_metrics, run_cli, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,13 +36,66 @@ def _read_token(path: str) -> str:
     return Path(path).read_text().strip()
 
 
+async def _every_metric_is_exported(runtime: str, ray_exporter: str) -> None:
+    """After that traffic (demo ingest, an investigation, its events, a few HTTP requests) every metric of the
+    runtime has samples — from the runtime's endpoint or, for the agents', Ray's exporter — and the runtime's
+    exposition passes ``promtool check metrics``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(f"{runtime}/healthz")).json() == {"status": "ok"}
+        status = (await client.get(f"{runtime}/status")).json()
+        assert status["pool"]["kinds"]["investigator"]["agents"] >= 1 and status["metrics_url"] == f"{runtime}/metrics"
+        missing = await client.get(f"{runtime}/nope")
+        assert missing.status_code == 404 and "Traceback" not in missing.text
+        got: dict[str, Any] = {}
+
+        async def complete() -> bool:
+            mine = exposition_samples((await client.get(f"{runtime}/metrics")).text)
+            theirs = exposition_samples((await client.get(f"{ray_exporter}/metrics")).text, strip="ray_")
+            got.update(mine=mine, theirs=theirs)
+            both = {**theirs, **mine}
+            absent = [m.name for m in METRICS if not any(both.get(name) for name in m.exported)]
+            got["absent"] = absent
+            cached = sum(v for _, v in theirs.get("cidadao_ai_cache_requests_total", []))
+            return not absent and cached > 0 and bool(mine.get("cidadao_ai_investigations"))
+
+        await eventually(complete, "every metric exported", timeout_s=60)
+        mine, theirs = got["mine"], got["theirs"]
+
+        def total(name: str, samples: dict[str, Any], **labels: str) -> float:
+            return float(sum(v for lab, v in samples.get(name, []) if labels.items() <= lab.items()))
+
+        assert total("cidadao_ai_flags_found_total", mine) > 0  # from investigation.completed events
+        assert total("cidadao_ai_ingest_rows_total", mine, outcome="accepted") > 0  # from contracts.ingested
+        assert total("cidadao_ai_investigations", mine, status="completed") >= 1
+        assert total("cidadao_ai_events_published_total", mine) > 0
+        assert total("cidadao_ai_events_consumed_total", mine, group="flags-by-organ-month") > 0
+        assert total("cidadao_ai_event_delivery_lag_seconds_count", mine) > 0
+        assert total("cidadao_ai_db_query_duration_seconds_count", mine) > 0  # the runtime's own queries
+        assert total("cidadao_ai_db_query_duration_seconds_count", theirs) > 0  # the agents', through Ray
+        assert total("cidadao_ai_request_duration_seconds_count", mine, route="/healthz", status="200") >= 1
+        assert total("cidadao_ai_request_duration_seconds_count", mine, route="unmatched", status="404") >= 1
+        assert total("cidadao_ai_agent_task_duration_seconds_count", mine, kind="investigator") >= 1
+        assert any(lab.get("cache") == "peer_data" for lab, _ in theirs["cidadao_ai_cache_hit_ratio"])
+        code, complaints = promtool_check_metrics((await client.get(f"{runtime}/metrics")).text)
+        assert code == 0, complaints
+        # our families in Ray's exposition: their only complaints are Ray's own CamelCase labels (WorkerId...)
+        ours = "\n".join(
+            line for line in (await client.get(f"{ray_exporter}/metrics")).text.splitlines()
+            if line.removeprefix("# HELP ").removeprefix("# TYPE ").startswith("ray_cidadao_ai_")
+        )  # fmt: skip
+        code, complaints = promtool_check_metrics(ours + "\n")
+        assert code in (0, 3) and all("snake_case" in line for line in complaints), complaints[:5]
+
+
 async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, str], tmp_path: Path) -> None:
     # a data home of its own: Ctrl-C stops its embedded servers (servers named by URL are left alone)
-    port = _free_port()
+    port, metrics_port, ray_metrics_port = _free_port(), _free_port(), _free_port()
     env = dict(
         cli_env, CIDADAO_DATA_HOME=str(tmp_path / "home"), CIDADAO_AGENT_POOL_SIZE="1", CIDADAO_AGENT_POOL_MIN="1",
         CIDADAO_AGENT_POOL_MAX="2",
         CIDADAO_AGENT_HEALTH_PERIOD="0.5", CIDADAO_RAY_DASHBOARD_PORT=str(port),
+        CIDADAO_METRICS_PORT=str(metrics_port), CIDADAO_RAY_METRICS_PORT=str(ray_metrics_port),
+        RAY_metrics_report_interval_ms="1000",  # Ray's exporter every second (10 s by default)
     )  # fmt: skip
     up = CliProcess("up", "--demo", "2000", env=env)
     children: list[psutil.Process] = []
@@ -87,20 +142,24 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
         # the runtime relays the investigation's events to Redis Streams
         redis_url = env.get("CIDADAO_REDIS_URL") or running_redis_url(settings)
         assert redis_url is not None
-        client = aioredis.from_url(redis_url)
+        streams: Any = aioredis.from_url(redis_url)  # redis-py types stream replies loosely
         try:
 
             async def relayed() -> bool:
-                entries = await client.xrevrange("cidadao:events:investigation", count=500)
+                entries = await streams.xrevrange("cidadao:events:investigation", count=500)
                 events = [decode(fields) for _, fields in entries]
                 seen = {e.type for e in events if e.key == str(submitted.id)}
                 return {"investigation.created", "investigation.started", "investigation.completed"} <= seen
 
             await eventually(relayed, "the investigation's events on the stream", timeout_s=30)
         finally:
-            await client.aclose()
+            await streams.aclose()
         table = run_cli("pool", "status", env=env)
         assert "investigator" in table.stdout and "events:" in table.stdout
+        metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+        assert f"metrics: {metrics} (this runtime" in lines
+        assert f"metrics: http://127.0.0.1:{ray_metrics_port}/metrics (Ray's exporter" in lines
+        await _every_metric_is_exported(f"http://127.0.0.1:{metrics_port}", f"http://127.0.0.1:{ray_metrics_port}")
     finally:
         up.proc.send_signal(signal.SIGINT)
         out = up.finish(timeout=120)

@@ -8,8 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
-from actors.pool import UTILIZATION, AgentPool, LocalBackend, PoolConfig, PoolTimeout
+from actors.pool import AgentPool, LocalBackend, PoolConfig, PoolTimeout
 from cidadao.errors import ConfigError
 from cidadao.settings import load_settings
 from tests.helpers import eventually
@@ -124,10 +125,15 @@ async def test_scaling_up_and_down_with_hysteresis() -> None:
         await eventually(lambda: p.stats()["kinds"]["echo"]["waiting"] == 2, "one at work, two waiting")
         await p.check()  # one check under pressure: no change yet (hysteresis)
         assert p.stats()["kinds"]["echo"]["agents"] == 1
-        assert UTILIZATION.labels(kind="echo")._value.get() == 1.0
+        exported = {"kind": "echo"}
+        assert REGISTRY.get_sample_value("cidadao_ai_agent_pool_utilization", exported) == 1.0
+        assert REGISTRY.get_sample_value("cidadao_ai_agent_pool_waiting", exported) == 2.0
+        scaled = REGISTRY.get_sample_value("cidadao_ai_agent_pool_events_total", {**exported, "event": "scaled_up"})
         await p.check()
         await p.check()
         assert p.stats()["kinds"]["echo"]["agents"] == 2  # one per qualifying check, never past max
+        now = REGISTRY.get_sample_value("cidadao_ai_agent_pool_events_total", {**exported, "event": "scaled_up"})
+        assert now == (scaled or 0) + 1
         await p.check()
         await p.check()
         assert p.stats()["kinds"]["echo"]["agents"] == 3
