@@ -32,7 +32,7 @@ from actors.pool import AgentBackend, AgentPool, PoolConfig, PoolTimeout, RayBac
 from actors.reporter import Reporter
 from cidadao.commands import Split, StartInvestigation, start_investigation
 from cidadao.errors import CidadaoError
-from cidadao.events import outbox, relay
+from cidadao.events.outbox import run_relay
 from cidadao.events.projections import flags_consumer, metrics_consumers
 from cidadao.events.streams import Consumer
 from cidadao.observability import init_known_labels
@@ -76,7 +76,6 @@ class AgentRuntime:
         self._background: list[asyncio.Task[None]] = []  # they end at their next look at _stopping
         self._consumers: list[Consumer] = []
         self._pg: asyncpg.Pool | None = None
-        self._outbox_wake = asyncio.Event()
         self.relayed = 0
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
@@ -214,26 +213,13 @@ class AgentRuntime:
                 self._starting -= 1
 
     async def _relay_outbox(self) -> None:
-        """Move the outbox's events to Redis Streams as they are committed (woken by NOTIFY, else every 1 s)."""
+        """Move the outbox's events to Redis Streams as they are committed."""
         assert self._redis is not None
-        conn: asyncpg.Connection | None = None
-        while not self._stopping.is_set():
-            self._outbox_wake.clear()
-            try:
-                if conn is None or conn.is_closed():
-                    conn = await connect(self._dsn)
-                    await conn.add_listener(outbox.CHANNEL, lambda *_: self._outbox_wake.set())
-                while n := await relay(conn, self._redis):
-                    self.relayed += n
-            except Exception as exc:  # a supervisor loop: log, retry
-                log.warning("event relay: %s: %s; retrying", type(exc).__name__, exc)
-                if conn is not None and not conn.is_closed():
-                    conn.terminate()  # closing could wait on a dead server
-                conn = None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox_wake.wait(), 1.0)
-        if conn is not None:
-            await conn.close()
+
+        def relayed(n: int) -> None:
+            self.relayed += n
+
+        await run_relay(self._dsn, self._redis, self._stopping, on_relayed=relayed)
 
     async def _consume(self, consumer: Consumer) -> None:
         """Keep ``consumer`` reading (the projection, the domain's counters) until the runtime stops."""

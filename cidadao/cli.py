@@ -486,6 +486,25 @@ def bench_agents(
         _fail(str(exc))
 
 
+@bench_app.command("events")
+def bench_events(
+    events: Annotated[int, typer.Option(min=100, help="Events through each leg.")] = 20_000,
+    per_tx: Annotated[int, typer.Option("--per-tx", min=1, help="Events per Postgres transaction.")] = 1,
+    producers: Annotated[int, typer.Option(min=1, max=64, help="Connections emitting at once.")] = 4,
+    rate: Annotated[float, typer.Option(min=1, help="Events/s offered when measuring lag.")] = 500,
+    paced_events: Annotated[int, typer.Option("--paced-events", min=100, help="Events in each paced leg.")] = 5000,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/events.json"),
+) -> None:
+    """Events/s and delivery lag through outbox → relay → stream → consumer, against raw XADD/XREADGROUP."""
+    from bench.events import run_benchmark
+
+    settings = _settings()
+    try:
+        run_benchmark(settings, events, per_tx, producers, rate, paced_events, out, echo=typer.echo)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
 @bench_app.command("chaos-agents")
 def bench_chaos_agents(
     investigations: Annotated[int, typer.Option(min=1, help="Organ investigations.")] = 100,

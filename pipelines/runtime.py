@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
+
+from cidadao.errors import CidadaoError
 
 __all__ = ["RayInfo", "ensure_ray", "start_ray", "worker_count"]
 
@@ -66,6 +69,7 @@ def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int, metr
     if address:
         context = ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
     else:
+        _port_free(metrics_port, "Ray's metrics exporter (CIDADAO_RAY_METRICS_PORT)")
         context = ray.init(
             include_dashboard=dashboard,
             dashboard_host="127.0.0.1",
@@ -86,6 +90,17 @@ def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int, metr
         dashboard_url=f"http://{url}" if url else None, token_auth=token_auth, token_path=token_path,
         metrics_url=None if address else f"http://127.0.0.1:{metrics_port}/metrics",
     )  # fmt: skip
+
+
+def _port_free(port: int, what: str) -> None:
+    """Ray waits a minute and times out when a port it is given is taken; say so at once."""
+    try:
+        with socket.create_server(("0.0.0.0", port)):  # noqa: S104 (a probe, closed at once: Ray's agent binds every interface)
+            pass
+    except OSError as exc:
+        raise CidadaoError(
+            f"port {port} for {what} is taken ({exc.strerror or exc}): is another Ray running? `ray stop` ends it"
+        ) from None
 
 
 def worker_count() -> int:

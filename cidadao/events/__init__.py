@@ -1,7 +1,7 @@
 """Events on Redis Streams: typed records, an outbox in Postgres relayed to the streams, consumer groups."""
 
 from cidadao.events.outbox import emit, relay
-from cidadao.events.streams import Consumer, apply_once
+from cidadao.events.streams import Consumer, apply_once, apply_once_many
 from cidadao.events.types import EVENTS, Event, EventError, decode, encode, make, stream_of
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "Event",
     "EventError",
     "apply_once",
+    "apply_once_many",
     "decode",
     "emit",
     "encode",

@@ -1,6 +1,6 @@
 """The outbox: an event is a row written in the transaction of the change it announces, relayed to Redis.
 
-:func:`emit` inserts the event (and NOTIFYs the relay, delivered at commit): a rolled-back change takes its
+:func:`emit` inserts the event (a trigger NOTIFYs the relay, delivered at commit): a rolled-back change takes its
 event with it, a committed one keeps it. :func:`relay` moves unpublished rows, in id order, to their streams
 (``XADD`` with an approximate ``MAXLEN``) and marks them published. A relay that dies between the ``XADD`` and
 the mark publishes those rows again: delivery is at least once, and the row id travels with the event so that
@@ -9,6 +9,10 @@ consumers apply it once (:func:`cidadao.events.streams.apply_once`).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
 from typing import Final
 
 import asyncpg
@@ -17,8 +21,11 @@ import redis.asyncio as aioredis
 
 from cidadao.events.types import Event, encode, stream_of
 from cidadao.observability import EVENTS_PUBLISHED
+from cidadao.storage.postgres import connect
 
-__all__ = ["CHANNEL", "MAXLEN", "emit", "relay"]
+__all__ = ["CHANNEL", "MAXLEN", "emit", "relay", "run_relay"]
+
+log = logging.getLogger(__name__)
 
 CHANNEL: Final = "cidadao_outbox"
 MAXLEN: Final = 100_000  # entries kept per stream (approximately: Redis trims whole macro-nodes)
@@ -31,8 +38,7 @@ async def emit(conn: asyncpg.Connection, event: Event) -> str:
            RETURNING id""",
         event.type, event.version, event.key, orjson.dumps(event.data).decode(), event.occurred_at,
     )  # fmt: skip
-    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
-    return str(event_id)
+    return str(event_id)  # the insert's trigger NOTIFYs the relay (migration 0007)
 
 
 async def relay(
@@ -64,3 +70,31 @@ async def relay(
     for stream, n in streams.items():  # counted once the transaction committed
         EVENTS_PUBLISHED.inc(n, stream=stream)
     return len(rows)
+
+
+async def run_relay(
+    dsn: str, client: aioredis.Redis, stop: asyncio.Event, *, prefix: str = "cidadao:events:",
+    on_relayed: Callable[[int], None] | None = None, batch: int = 500, poll_s: float = 1.0,
+) -> None:  # fmt: skip
+    """Relay the outbox as events are committed — woken by their NOTIFY, else every ``poll_s`` — until ``stop``
+    is set; a lost connection is logged and opened again (a supervisor loop: it outlives any error)."""
+    wake = asyncio.Event()
+    conn: asyncpg.Connection | None = None
+    while not stop.is_set():
+        wake.clear()
+        try:
+            if conn is None or conn.is_closed():
+                conn = await connect(dsn)
+                await conn.add_listener(CHANNEL, lambda *_: wake.set())
+            while n := await relay(conn, client, batch=batch, prefix=prefix):
+                if on_relayed is not None:
+                    on_relayed(n)
+        except Exception as exc:
+            log.warning("event relay: %s: %s; retrying", type(exc).__name__, exc)
+            if conn is not None and not conn.is_closed():
+                conn.terminate()  # closing could wait on a dead server
+            conn = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), poll_s)
+    if conn is not None:
+        await conn.close()

@@ -34,9 +34,10 @@ from cidadao.observability import (
     EVENTS_RECLAIMED,
 )
 
-__all__ = ["Consumer", "ConsumerStats", "apply_once"]
+__all__ = ["BatchHandler", "Consumer", "ConsumerStats", "Handler", "apply_once", "apply_once_many"]
 
 Handler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 async def apply_once(conn: asyncpg.Connection, consumer: str, event: Event) -> bool:
@@ -52,6 +53,25 @@ async def apply_once(conn: asyncpg.Connection, consumer: str, event: Event) -> b
     return bool(inserted)
 
 
+async def apply_once_many(conn: asyncpg.Connection, consumer: str, events: list[Event]) -> list[Event]:
+    """:func:`apply_once` for many events in one statement: those not applied before, in their order."""
+    ids = [e.id for e in events]
+    if None in ids:
+        raise EventError("an event without an id cannot be applied once")
+    new = await conn.fetch(
+        """INSERT INTO processed_events (consumer, event_id) SELECT $1, unnest($2::text[])
+           ON CONFLICT DO NOTHING RETURNING event_id""",
+        consumer, ids,
+    )  # fmt: skip
+    fresh = {r["event_id"] for r in new}
+    out = []
+    for e in events:  # an event relayed twice may sit twice in one read: apply it once
+        if e.id in fresh:
+            fresh.discard(e.id)
+            out.append(e)
+    return out
+
+
 @dataclass
 class ConsumerStats:
     handled: int = 0
@@ -65,11 +85,14 @@ class Consumer:
     def __init__(
         self, client: aioredis.Redis, stream: str, group: str, name: str, handler: Handler, *,
         max_deliveries: int = 5, claim_idle_ms: int = 30_000, start: str = "0",
+        batch_handler: BatchHandler | None = None,
     ) -> None:  # fmt: skip
         """``start``: where a new group begins — ``"0"`` replays the stream from its first entry, ``"$"`` takes
-        only what comes next."""
+        only what comes next. ``batch_handler``: handles the events of one read at once (one transaction for
+        many); if it raises, they are handled one by one with ``handler``, so one poison event fails alone."""
         self.client: Any = client  # redis-py's stubs type stream replies loosely
         self.stream, self.group, self.name, self.handler = stream, group, name, handler
+        self.batch_handler = batch_handler
         self.max_deliveries, self.claim_idle_ms, self.start = max_deliveries, claim_idle_ms, start
         self.dead_letter = f"{stream}:dead"
         self.stats = ConsumerStats()
@@ -89,8 +112,7 @@ class Consumer:
         handled = await self._reclaim(count)
         reply = await self.client.xreadgroup(self.group, self.name, {self.stream: ">"}, count=count, block=block_ms)
         for _stream, entries in reply or []:
-            for entry_id, fields in entries:
-                handled += await self._handle(entry_id, fields)
+            handled += await self._handle(entries)
         return handled
 
     async def run(self, stop: asyncio.Event, *, count: int = 100, block_ms: int = 1000) -> None:
@@ -113,35 +135,56 @@ class Consumer:
         _next, claimed, *_ = await self.client.xautoclaim(
             self.stream, self.group, self.name, self.claim_idle_ms, start_id="0-0", count=count
         )
-        handled = 0
-        for entry_id, fields in claimed:
-            if fields is None:  # trimmed from the stream while pending: nothing left to handle
-                await self.client.xack(self.stream, self.group, entry_id)
-                continue
-            self.stats.reclaimed += 1
-            EVENTS_RECLAIMED.inc(**self._labels)
-            handled += await self._handle(entry_id, fields)
-        return handled
+        gone = [entry_id for entry_id, fields in claimed if fields is None]
+        if gone:  # trimmed from the stream while pending: nothing left to handle
+            await self.client.xack(self.stream, self.group, *gone)
+        claimed = [(entry_id, fields) for entry_id, fields in claimed if fields is not None]
+        self.stats.reclaimed += len(claimed)
+        EVENTS_RECLAIMED.inc(len(claimed), **self._labels)
+        return await self._handle(claimed) if claimed else 0
 
-    async def _handle(self, entry_id: Any, fields: dict[bytes, bytes]) -> int:
-        key = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-        try:
-            event = decode(fields)
-            await self.handler(event)
-        except Exception as exc:  # left pending: redelivered after claim_idle_ms, dead-lettered after max tries
-            self.stats.failed += 1
-            EVENTS_FAILED.inc(**self._labels)
-            self.stats.errors[key] = f"{type(exc).__name__}: {exc}"[:1000]
+    async def _handle(self, entries: list[tuple[Any, dict[bytes, bytes]]]) -> int:
+        """Handle the entries of one read, acknowledge those handled (one ``XACK``); a failure leaves its entry
+        pending: redelivered after ``claim_idle_ms``, dead-lettered after ``max_deliveries``."""
+        events: list[tuple[str, Event]] = []
+        for entry_id, fields in entries:
+            try:
+                events.append((_text(entry_id), decode(fields)))
+            except EventError as exc:
+                self._failed(_text(entry_id), exc)
+        done: list[tuple[str, Event]] = []
+        if self.batch_handler is not None and len(events) > 1:
+            try:
+                await self.batch_handler([e for _, e in events])
+                done = events
+            except Exception:  # find the one that fails: each on its own
+                done = []
+        if not done:
+            for key, event in events:
+                try:
+                    await self.handler(event)
+                except Exception as exc:
+                    self._failed(key, exc)
+                    continue
+                done.append((key, event))
+        if not done:
             return 0
-        await self.client.xack(self.stream, self.group, entry_id)
-        self.stats.errors.pop(key, None)
-        self.stats.handled += 1
-        EVENTS_CONSUMED.inc(**self._labels)
-        EVENT_DELIVERY_LAG.observe(max(0.0, time.time() - event.occurred_at.timestamp()), **self._labels)
-        return 1
+        await self.client.xack(self.stream, self.group, *(key for key, _ in done))
+        now = time.time()
+        for key, event in done:
+            self.stats.errors.pop(key, None)
+            EVENT_DELIVERY_LAG.observe(max(0.0, now - event.occurred_at.timestamp()), **self._labels)
+        self.stats.handled += len(done)
+        EVENTS_CONSUMED.inc(len(done), **self._labels)
+        return len(done)
+
+    def _failed(self, key: str, exc: Exception) -> None:
+        self.stats.failed += 1
+        EVENTS_FAILED.inc(**self._labels)
+        self.stats.errors[key] = f"{type(exc).__name__}: {exc}"[:1000]
 
     async def _dead_letter(self, entry_id: Any, deliveries: int) -> None:
-        key = entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+        key = _text(entry_id)
         entries = await self.client.xrange(self.stream, min=key, max=key)
         fields = dict(entries[0][1]) if entries else {}
         fields.update({

@@ -18,6 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import Response
 
+from cidadao.errors import CidadaoError
 from cidadao.observability import RequestMetrics, metrics_response
 
 __all__ = ["OpsServer", "ops_app"]
@@ -59,12 +60,13 @@ class OpsServer:
         self.url = f"http://{host}:{port}"
 
     async def start(self) -> None:
-        """Listen (bound here, so a taken port is a clear :class:`OSError`, not uvicorn's exit), then serve."""
+        """Listen (bound here, so a taken port is a clear :class:`~cidadao.errors.CidadaoError`, not uvicorn's
+        exit), then serve."""
         host, port = self._server.config.host, self._server.config.port
         try:
-            sock = socket.create_server((host, port), reuse_port=False)
+            sock = socket.create_server((host, port))
         except OSError as exc:
-            raise OSError(f"cannot listen on {self.url}: {exc.strerror or exc} (CIDADAO_METRICS_PORT)") from None
+            raise CidadaoError(f"cannot listen on {self.url}: {exc.strerror or exc} (CIDADAO_METRICS_PORT)") from None
         self.url = f"http://{host}:{sock.getsockname()[1]}"  # port 0: the one the system chose
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="ops-endpoint")
 

@@ -76,3 +76,19 @@ def test_bench_chaos_agents(tmp_path: Path, cli_env: dict[str, str]) -> None:
 def test_bench_agents_needs_enough_organs(cli_env: dict[str, str]) -> None:
     ran = run_cli("bench", "chaos-agents", "--investigations", "5000", "--contracts", "1000", env=cli_env)
     assert ran.returncode == 2 and "organs for 5000 investigations" in ran.stderr
+
+
+def test_bench_events(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "events.json"
+    ran = run_cli(
+        "bench", "events", "--events", "600", "--per-tx", "10", "--rate", "200", "--paced-events", "200",
+        "--out", str(out), env=cli_env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    e2e = result["end_to_end"]
+    assert e2e["events"] == e2e["relayed"] == 600 and e2e["duplicates_applied"] == 0
+    for leg in ("raw", "end_to_end", "raw_paced", "end_to_end_paced"):
+        r = result[leg]
+        assert r["events_per_s"] > 0 and 0 <= r["lag_p50_ms"] <= r["lag_p99_ms"] <= r["lag_max_ms"], leg
+    assert result["end_to_end_share_of_raw"] > 0 and "end to end flat out is" in ran.stdout

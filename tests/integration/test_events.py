@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from cidadao.events import Consumer, Event, apply_once, decode, emit, make, relay
+from cidadao.events import Consumer, Event, apply_once, apply_once_many, decode, emit, make, relay
 from cidadao.settings import Settings
 from tests.helpers import eventually
 
@@ -149,6 +149,51 @@ async def test_a_poison_message_is_dead_lettered_after_n_deliveries(db: asyncpg.
     assert errors[0].startswith("EventError: not an event entry") and "cannot apply this one" in errors[1]
     assert all(int(fields[b"deliveries"]) >= 3 for _, fields in dead)
     assert (await client.xpending(stream, "projection"))["pending"] == 0
+
+
+async def test_a_batch_is_applied_in_one_go_and_a_poison_event_fails_alone(
+    db: asyncpg.Connection, redis_keys: Keys
+) -> None:
+    client, prefix = redis_keys
+    await _clean(db)
+    async with db.transaction():
+        for organ in ("a", "poison", "b"):
+            await emit(db, _done(organ))
+    await relay(db, client, prefix=prefix + "events:")
+    stream = prefix + "events:investigation"
+    entries = await client.xrange(stream)
+    await client.xadd(stream, entries[0][1])  # the relay published "a" twice (it died before marking it)
+    batches: list[list[str]] = []
+    applied: list[str] = []
+
+    async def one(event: Event) -> None:
+        if event.key == "poison":
+            raise ValueError("cannot apply this one")
+        async with db.transaction():
+            if await apply_once(db, "batch-test", event):
+                applied.append(event.key or "")
+
+    async def many(events: list[Event]) -> None:
+        batches.append([e.key or "" for e in events])
+        async with db.transaction():
+            fresh = await apply_once_many(db, "batch-test", events)
+            if any(e.key == "poison" for e in fresh):
+                raise ValueError("cannot apply this one")  # rolls back the whole batch
+            applied.extend(e.key or "" for e in fresh)
+
+    consumer = Consumer(client, stream, "projection", "c1", one, batch_handler=many)
+    await consumer.ensure_group()
+    assert await consumer.run_once(block_ms=None) == 3  # the poison one fails alone, after the batch failed
+    assert batches == [["a", "poison", "b", "a"]]
+    assert sorted(applied) == ["a", "b"]  # "a" once, though delivered twice
+    assert (await client.xpending(stream, "projection"))["pending"] == 1 and consumer.stats.failed == 1
+
+    async with db.transaction():  # a batch without poison is one transaction, its duplicate applied once
+        await emit(db, _done("c"))
+        await emit(db, _done("d"))
+    await relay(db, client, prefix=prefix + "events:")
+    assert await consumer.run_once(block_ms=None) == 2
+    assert batches[-1] == ["c", "d"] and applied[-2:] == ["c", "d"]
 
 
 async def test_state_changes_announce_themselves_in_their_transaction(

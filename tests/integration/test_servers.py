@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,16 +66,26 @@ def test_killed_servers_are_recovered(home: tuple[Settings, dict[str, str]]) -> 
     assert all("running" in v for v in store_status(settings).values())
 
 
+def _ports(env: dict[str, str]) -> dict[str, str]:
+    """Free ports for a ``cidadao up``'s metrics endpoints."""
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(str(s.getsockname()[1]))
+    return dict(env, CIDADAO_METRICS_PORT=ports[0], CIDADAO_RAY_METRICS_PORT=ports[1])
+
+
 def test_up_survives_a_killed_runtime_and_stops_on_ctrl_c(home: tuple[Settings, dict[str, str]]) -> None:
     settings, env = home
     env = dict(env, CIDADAO_AGENT_POOL_SIZE="1", CIDADAO_RAY_DASHBOARD="false")  # the stores are what is tested
-    first = CliProcess("up", env=env)
+    first = CliProcess("up", env=_ports(env))
     first.wait_for_line("ready")
     pg = _pg_pid(settings)
     first.proc.kill()  # the runtime dies without cleaning up: its servers stay behind
     first.finish()
     assert pid_alive(pg)
-    second = CliProcess("up", env=env)
+    second = CliProcess("up", env=_ports(env))  # the killed one's Ray may hold its ports a while longer
     lines = second.wait_for_line("ready")
     assert _pg_pid(settings) == pg, "the server left behind is reused"
     assert any("postgres (embedded)" in line for line in lines)
