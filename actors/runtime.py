@@ -94,6 +94,10 @@ class AgentRuntime:
     async def start(self) -> None:
         endpoints = (await prepare_stores(self.settings)).endpoints
         self._dsn = endpoints.database_url
+        if self._metrics_port is not None:  # first: a taken port stops the start before agents are made
+            init_known_labels()
+            self.ops = OpsServer(ops_app(self.status), self.settings.host, self._metrics_port)
+            await self.ops.start()
         self.resumed = await queue.requeue_expired(await self._listening())
         await self.pool.start()
         self.started_at = time.time()
@@ -113,10 +117,6 @@ class AgentRuntime:
                 self._background.append(asyncio.create_task(self._consume(c), name=f"consumer-{c.group}-{c.stream}"))
         if self._publish:
             self._background.append(asyncio.create_task(self._publish_status(), name="runtime-status"))
-        if self._metrics_port is not None:
-            init_known_labels()
-            self.ops = OpsServer(ops_app(self.status), self.settings.host, self._metrics_port)
-            await self.ops.start()
         self._wake.set()
 
     def _notified(self, *_: Any) -> None:
