@@ -109,7 +109,7 @@ class PeerDataCache:
                         self._locks.pop(old, None)
                 self._entries.move_to_end(key)
                 self.served += 1
-                CACHE_REQUESTS.inc(cache="peer_data", result="hit" if hit else "miss")
+                CACHE_REQUESTS.inc(cache="peer_data", tier="actor", result="hit" if hit else "miss")
                 CACHE_HIT_RATIO.set(1 - self.computed / self.served, cache="peer_data")
                 return [self._entries[key]]
 

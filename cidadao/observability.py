@@ -40,7 +40,11 @@ __all__ = [
     "AGENT_POOL_UTILIZATION",
     "AGENT_POOL_WAITING",
     "AGENT_TASK_DURATION",
+    "CACHE_DEGRADED",
+    "CACHE_EVICTIONS",
     "CACHE_HIT_RATIO",
+    "CACHE_LOCK_WAIT",
+    "CACHE_RECOMPUTATIONS",
     "CACHE_REQUESTS",
     "DB_QUERY_DURATION",
     "DB_QUERY_ERRORS",
@@ -157,8 +161,15 @@ DB_QUERY_DURATION = Metric("histogram", "cidadao_ai_db_query_duration_seconds",
 WEBSOCKET_MESSAGE_RATE = Metric("gauge", "cidadao_ai_websocket_message_rate",
                                 "WebSocket messages per second over the last 10 s.", ("direction",))
 # --- more ---------------------------------------------------------------------------------------------
-CACHE_REQUESTS = Metric("counter", "cidadao_ai_cache_requests", "Cache lookups by cache and result.",
-                        ("cache", "result"))
+CACHE_REQUESTS = Metric("counter", "cidadao_ai_cache_requests", "Cache lookups by cache, tier and result.",
+                        ("cache", "tier", "result"))
+CACHE_RECOMPUTATIONS = Metric("counter", "cidadao_ai_cache_recomputations",
+                              "Values computed from the source (L3) by cache and why: miss, early, stale.",
+                              ("cache", "reason"))
+CACHE_LOCK_WAIT = Metric("histogram", "cidadao_ai_cache_lock_wait_seconds",
+                         "How long a caller waited for another to compute the value it needed.", ("cache",))
+CACHE_EVICTIONS = Metric("counter", "cidadao_ai_cache_evictions", "Entries pushed out by a tier's bounds.", ("tier",))
+CACHE_DEGRADED = Metric("gauge", "cidadao_ai_cache_degraded", "1 while a tier is unreachable and skipped.", ("tier",))
 DB_QUERY_ERRORS = Metric("counter", "cidadao_ai_db_query_errors", "Postgres queries that raised.", ("operation",))
 WEBSOCKET_MESSAGES = Metric("counter", "cidadao_ai_websocket_messages", "WebSocket messages.", ("direction",))
 AGENT_POOL_AGENTS = Metric("gauge", "cidadao_ai_agent_pool_agents", "Agents in the pool by kind and state.",

@@ -57,6 +57,22 @@ class Settings(BaseSettings):
     db_pool_min_size: int = Field(1, ge=0, le=1000, validation_alias=_own("DB_POOL_MIN_SIZE"))
     db_command_timeout: float = Field(60.0, gt=0, validation_alias=_own("DB_COMMAND_TIMEOUT"))
 
+    # --- cache (the seed's tiers: L1 5 min / 1,000 entries, L2 1 h / 10,000 entries) ------------------
+    cache_l1_ttl: float = Field(300.0, gt=0, validation_alias=_own("CACHE_L1_TTL"))
+    cache_l1_entries: int = Field(1000, ge=1, validation_alias=_own("CACHE_L1_ENTRIES"))
+    cache_l1_bytes: int = Field(256 * 1024 * 1024, ge=1024, validation_alias=_own("CACHE_L1_BYTES"))
+    # each process's front of L1 (a hot key costs no actor call)
+    cache_front_entries: int = Field(256, ge=0, validation_alias=_own("CACHE_FRONT_ENTRIES"))
+    cache_front_bytes: int = Field(32 * 1024 * 1024, ge=0, validation_alias=_own("CACHE_FRONT_BYTES"))
+    cache_l2_ttl: float = Field(3600.0, gt=0, validation_alias=_own("CACHE_L2_TTL"))
+    cache_l2_entries: int = Field(10_000, ge=1, validation_alias=_own("CACHE_L2_ENTRIES"))
+    # XFetch: recompute early with probability growing as expiry nears (beta 0 turns it off)
+    cache_xfetch_beta: float = Field(1.0, ge=0, validation_alias=_own("CACHE_XFETCH_BETA"))
+    # an expired entry may be served this long while one caller refreshes it
+    cache_stale_ttl: float = Field(60.0, ge=0, validation_alias=_own("CACHE_STALE_TTL"))
+    cache_lock_ttl: float = Field(30.0, gt=0, validation_alias=_own("CACHE_LOCK_TTL"))
+    cache_follower_wait: float = Field(10.0, gt=0, validation_alias=_own("CACHE_FOLLOWER_WAIT"))
+
     # --- ingestion -----------------------------------------------------------------------------
     ingest_batch_rows: int = Field(20_000, ge=1, le=1_000_000, validation_alias=_own("INGEST_BATCH_ROWS"))
     max_contract_value: float = Field(1e11, gt=0, validation_alias=_own("MAX_CONTRACT_VALUE"))

@@ -63,14 +63,14 @@ def test_a_mirror_sees_every_recording_and_init_records_nothing() -> None:
     obs.mirror_to(mirror)
     try:
         obs.DB_QUERY_DURATION.observe(0.5, operation="SELECT")
-        obs.CACHE_REQUESTS.inc(cache="peer_data", result="hit")
+        obs.CACHE_REQUESTS.inc(cache="peer_data", tier="actor", result="hit")
         obs.FLAGS_FOUND.init(flag="price_outlier")
     finally:
         obs.mirror_to(None)
-    obs.CACHE_REQUESTS.inc(cache="peer_data", result="hit")  # after: not mirrored
+    obs.CACHE_REQUESTS.inc(cache="peer_data", tier="actor", result="hit")  # after: not mirrored
     assert mirror.seen == [
         ("cidadao_ai_db_query_duration_seconds", 0.5, {"operation": "SELECT"}),
-        ("cidadao_ai_cache_requests", 1.0, {"cache": "peer_data", "result": "hit"}),
+        ("cidadao_ai_cache_requests", 1.0, {"cache": "peer_data", "tier": "actor", "result": "hit"}),
     ]
 
 
