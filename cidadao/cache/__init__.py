@@ -7,7 +7,7 @@ what every tier holds, :mod:`cidadao.cache.generations` for how invalidation rea
 from cidadao.cache.entry import CorruptEntry, Entry, make_entry, pack, unpack
 from cidadao.cache.generations import Generations
 from cidadao.cache.lru import LRU
-from cidadao.cache.redis_tier import RedisTier
+from cidadao.cache.redis_tier import RedisTier, cache_client
 from cidadao.cache.tiered import L1, CacheConfig, LocalL1, TieredCache
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "LocalL1",
     "RedisTier",
     "TieredCache",
+    "cache_client",
     "make_entry",
     "pack",
     "unpack",

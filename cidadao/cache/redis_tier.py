@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from cidadao.cache.generations import bucket_of
 from cidadao.observability import CACHE_DEGRADED, CACHE_EVICTIONS
 
-__all__ = ["RedisTier"]
+__all__ = ["RedisTier", "cache_client"]
 
 log = logging.getLogger(__name__)
 _DOWN: Final = (RedisConnectionError, RedisTimeoutError, OSError)
@@ -59,6 +59,16 @@ _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+def cache_client(url: str, *, max_connections: int = 64, timeout_s: float = 2.0) -> aioredis.Redis:
+    """A client for the cache: a bounded pool whose callers wait (up to ``timeout_s``) for a free connection
+    rather than fail, and operations bounded in time (a Redis that hangs is a Redis that is down)."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout_s, socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+    )  # fmt: skip
+    return aioredis.Redis(connection_pool=pool)
 
 
 class RedisTier:

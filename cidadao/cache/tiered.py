@@ -127,17 +127,23 @@ class TieredCache:
             CACHE_REQUESTS.inc(cache=self.namespace, tier=tier if entry else "l1", result="hit" if entry else "miss")
             if entry is not None and self._usable(entry, now):
                 return self._served(key, entry, load, compress, snap, now)
-        l2_gens = None
-        if self.l2 is not None:
-            packed, l2_gens = await self.l2.get(key)
-            entry = self._unpack(key, packed)
-            CACHE_REQUESTS.inc(cache=self.namespace, tier="l2", result="hit" if entry else "miss")
-            if entry is not None and self._usable(entry, now):
-                if self.l1 is not None:
-                    await self.l1.put(key, entry, snap, self._l1_ttl(entry, now))
-                return self._served(key, entry, load, compress, snap, now)
+        # one look at L2 (and, on a miss, one computation) per key and generation in this process
+        entry = await self._compute(key, load, compress, snap, "miss")
         self._ratio()
-        return await self._compute(key, load, compress, snap, l2_gens, "miss")
+        return entry
+
+    async def _from_l2(self, key: str, load: Loader, compress: bool, snap: Snapshot) -> tuple[Entry | None, Any]:
+        """L2's entry if usable (promoted to L1), and the generations a fill must still find there."""
+        assert self.l2 is not None
+        packed, l2_gens = await self.l2.get(key)
+        entry = self._unpack(key, packed)
+        CACHE_REQUESTS.inc(cache=self.namespace, tier="l2", result="hit" if entry else "miss")
+        now = time.time()
+        if entry is None or not self._usable(entry, now):
+            return None, l2_gens
+        if self.l1 is not None:
+            await self.l1.put(key, entry, snap, self._l1_ttl(entry, now))
+        return self._served(key, entry, load, compress, snap, now, counted=False), l2_gens
 
     def _usable(self, entry: Entry, now: float) -> bool:
         return now < entry.expires + self.config.stale_ttl_s
@@ -145,10 +151,13 @@ class TieredCache:
     def _l1_ttl(self, entry: Entry, now: float) -> float:
         return max(0.001, entry.expires + self.config.stale_ttl_s - now)
 
-    def _served(self, key: str, entry: Entry, load: Loader, compress: bool, snap: Snapshot, now: float) -> Entry:
+    def _served(
+        self, key: str, entry: Entry, load: Loader, compress: bool, snap: Snapshot, now: float, *, counted: bool = True
+    ) -> Entry:
         """A hit: refresh in the background when stale, or early by XFetch's draw."""
-        self.hits += 1
-        self._ratio()
+        if counted:
+            self.hits += 1
+            self._ratio()
         if now >= entry.expires:
             self._refresh(key, load, compress, snap, "stale")
         elif self.config.beta > 0 and entry.delta > 0:
@@ -178,7 +187,7 @@ class TieredCache:
 
         async def run() -> None:
             try:
-                await self._compute(key, load, compress, snap, None, reason, background=True)
+                await self._compute(key, load, compress, snap, reason, background=True)
             except _Skipped:
                 pass
             except Exception as exc:  # the entry stays until it expires; the next reader tries again
@@ -193,16 +202,19 @@ class TieredCache:
         task.add_done_callback(done)
 
     async def _compute(
-        self, key: str, load: Loader, compress: bool, snap: Snapshot, l2_gens: tuple[int, int] | None,
-        reason: str, *, background: bool = False,
-    ) -> Entry:  # fmt: skip
+        self, key: str, load: Loader, compress: bool, snap: Snapshot, reason: str, *, background: bool = False
+    ) -> Entry:
         """The value computed once: by this caller, or awaited from the one computing it (in this process, or —
         through L2 — in another). A background refresh that finds another process at it leaves it there."""
         flight = self._flights.get((key, snap))
-        if flight is not None:  # someone in this process is computing it under the same generations
+        if flight is not None:  # someone in this process is getting it under the same generations
             started = time.perf_counter()
             try:
-                return await asyncio.wait_for(asyncio.shield(flight), self.config.follower_wait_s)
+                entry = await asyncio.wait_for(asyncio.shield(flight), self.config.follower_wait_s)
+                if not background:
+                    self.hits += 1  # served without a computation of its own
+                    self._ratio()
+                return entry
             except (TimeoutError, _Skipped):
                 pass  # bounded wait (or a refresh that stepped aside): compute it ourselves
             finally:
@@ -210,7 +222,7 @@ class TieredCache:
         future: asyncio.Future[Entry] = asyncio.get_running_loop().create_future()
         self._flights[key, snap] = future
         try:
-            entry = await self._compute_once(key, load, compress, snap, l2_gens, reason, background)
+            entry = await self._compute_once(key, load, compress, snap, reason, background)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: followers see it; nobody else must be warned
@@ -222,11 +234,18 @@ class TieredCache:
             self._flights.pop((key, snap), None)
 
     async def _compute_once(
-        self, key: str, load: Loader, compress: bool, snap: Snapshot, l2_gens: tuple[int, int] | None,
-        reason: str, background: bool,
-    ) -> Entry:  # fmt: skip
+        self, key: str, load: Loader, compress: bool, snap: Snapshot, reason: str, background: bool
+    ) -> Entry:
         token: str | None = ""
+        l2_gens = None
         if self.l2 is not None:
+            if not background:  # a miss looks in L2 first; a refresh wants a new value
+                found, l2_gens = await self._from_l2(key, load, compress, snap)
+                if found is not None:
+                    self.hits += 1
+                    self._ratio()
+                    return found
+            self._ratio()
             token = await self.l2.lock(key, self.config.lock_ttl_s)
             if token is None:  # another process computes it: wait for it in L2
                 if background:
