@@ -25,15 +25,19 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from actors.analyst import Analyst
+from actors.cache import invalidation_consumer, ray_caches
 from actors.investigator import Investigator
 from actors.orchestrator import Orchestrator
 from actors.peer_data import PeerDataCache, peer_data_name
 from actors.pool import AgentBackend, AgentPool, PoolConfig, PoolTimeout, RayBackend
 from actors.reporter import Reporter
+from cidadao.cache.redis_tier import cache_client
+from cidadao.cache.service import Caches
 from cidadao.commands import Split, StartInvestigation, start_investigation
 from cidadao.errors import CidadaoError
+from cidadao.events import Event
 from cidadao.events.outbox import run_relay
-from cidadao.events.projections import flags_consumer, metrics_consumers
+from cidadao.events.projections import flags_cache_prefixes, flags_consumer, metrics_consumers
 from cidadao.events.streams import Consumer
 from cidadao.observability import init_known_labels
 from cidadao.settings import Settings
@@ -76,6 +80,8 @@ class AgentRuntime:
         self._background: list[asyncio.Task[None]] = []  # they end at their next look at _stopping
         self._consumers: list[Consumer] = []
         self._pg: asyncpg.Pool | None = None
+        self.caches: Caches | None = None
+        self._cache_client: Any = None
         self.relayed = 0
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
@@ -108,7 +114,22 @@ class AgentRuntime:
         if self._relay_events:
             assert self._redis is not None and self._pg is not None
             me = f"runtime-{os.getpid()}"
-            self._consumers = [flags_consumer(self._redis, self._pg, me), *metrics_consumers(self._redis, me)]
+            self._cache_client = cache_client(endpoints.redis_url)
+            in_ray = isinstance(self._backend, RayBackend)
+            caches = ray_caches(self.settings, self._cache_client) if in_ray else Caches.local(
+                self.settings, self._cache_client
+            )  # fmt: skip
+            self.caches = caches
+
+            async def forget(event: Event) -> None:  # the projection changed: its cached reads go, here and now
+                await caches.invalidate(prefixes=flags_cache_prefixes(event))
+
+            self._consumers = [
+                flags_consumer(self._redis, self._pg, me, applied=forget),
+                *metrics_consumers(self._redis, me),
+            ]
+            if in_ray:
+                self._consumers.append(invalidation_consumer(self.settings, self._redis, caches, me))
             for c in self._consumers:  # groups first: a new group reading from "$" sees what is relayed next
                 with contextlib.suppress(Exception):  # Redis away: the consumer's loop makes it later
                     await c.ensure_group()
@@ -134,6 +155,10 @@ class AgentRuntime:
         if self._pg is not None:
             await self._pg.close()
             self._pg = None
+        if self.caches is not None:
+            await self.caches.close()
+            await self._cache_client.aclose()
+            self.caches = self._cache_client = None
         tasks = [*self._loops, *self._workers]
         for task in tasks:
             task.cancel()

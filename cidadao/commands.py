@@ -27,6 +27,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 import asyncpg
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from cidadao.cache.service import Caches
 from cidadao.contracts.readers import DetectedFile, detect
 from cidadao.errors import CommandError
 from cidadao.settings import Settings
@@ -165,10 +166,11 @@ def detect_files(cmd: IngestFiles) -> list[DetectedFile]:
 
 async def ingest_files(
     conn: asyncpg.Connection, cmd: IngestFiles | list[DetectedFile], settings: Settings,
-    on_bytes: Callable[[int], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None, caches: Caches | None = None,
 ) -> list[IngestReport]:  # fmt: skip
-    """Load the files (a command, or files already detected), one ``contracts.ingested`` event per stored batch;
-    one report per kind, in load order."""
+    """Load the files (a command, or files already detected); per stored batch a ``contracts.ingested`` event
+    and a ``cache.invalidate`` of its organs' contract pages. With ``caches``, those pages are forgotten here
+    too before this returns (the event reaches the other machines). One report per kind, in load order."""
     detected = detect_files(cmd) if isinstance(cmd, IngestFiles) else cmd
     reports: dict[str, IngestReport] = {}
     for d in detected:
@@ -177,4 +179,7 @@ async def ingest_files(
             conn, d, report, batch_rows=settings.ingest_batch_rows, max_value=settings.max_contract_value,
             on_bytes=on_bytes,
         )  # fmt: skip
+    changed = sorted({o for r in reports.values() for o in r.organs})
+    if caches is not None and changed:
+        await caches.invalidate(prefixes=[f"contracts:{organ}:" for organ in changed])
     return list(reports.values())

@@ -17,7 +17,7 @@ import asyncpg
 from cidadao.errors import CommandError
 from cidadao.storage import queue
 
-__all__ = ["flags_by_organ_month", "investigation"]
+__all__ = ["contracts_of", "flags_by_organ_month", "investigation"]
 
 _MONTH: Final = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
@@ -47,3 +47,26 @@ async def investigation(conn: asyncpg.Connection, inv: uuid.UUID | str) -> dict[
     except ValueError:
         raise CommandError("investigation_id", f"{inv!r} is not a UUID") from None
     return await queue.get_investigation(conn, key)
+
+
+async def contracts_of(
+    conn: asyncpg.Connection, orgao: str, *, year: int | None = None, limit: int = 100, offset: int = 0
+) -> dict[str, Any]:
+    """An organ's contracts (newest signed first), a page of them and how many there are in all."""
+    if not (orgao.isdigit() and len(orgao) in (5, 14)):
+        raise CommandError("orgao", "must be a 5-digit SIAFI code or a 14-digit CNPJ")
+    if not 1 <= limit <= 1000:
+        raise CommandError("limit", "must be between 1 and 1000")
+    if offset < 0:
+        raise CommandError("offset", "must not be negative")
+    where = "orgao_codigo = $1 AND ($2::int IS NULL OR extract(year FROM signed_on)::int = $2)"
+    total = await conn.fetchval(f"SELECT count(*) FROM contracts WHERE {where}", orgao, year)
+    rows = await conn.fetch(
+        f"""SELECT source, source_id, numero, objeto, object_class, modalidade, signed_on::text AS signed_on,
+                   initial_value::float8 AS initial_value, final_value::float8 AS final_value,
+                   supplier_document, supplier_name, ug_codigo, uf
+              FROM contracts WHERE {where} ORDER BY signed_on DESC, id DESC LIMIT $3 OFFSET $4""",
+        orgao, year, limit, offset,
+    )  # fmt: skip
+    return {"orgao": orgao, "year": year, "total": total, "limit": limit, "offset": offset,
+            "contracts": [dict(r) for r in rows]}  # fmt: skip

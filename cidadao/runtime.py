@@ -11,6 +11,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from cidadao.cache.redis_tier import cache_client
+from cidadao.cache.service import Caches
 from cidadao.commands import IngestFiles, detect_files, ingest_files, parse
 from cidadao.contracts.readers import DetectedFile, Kind, SourceFormat
 from cidadao.settings import Settings, mask_secret
@@ -33,17 +35,27 @@ async def ingest_paths(
     stored), then load them. Returns one report per kind, in load order."""
     detected = detect_files(parse(IngestFiles, {"paths": paths, "kind": kind, "format": fmt}))
     prepared = await prepare_stores(settings)
-    return await _ingest_detected(settings, prepared.endpoints.database_url, detected, on_bytes)
+    ep = prepared.endpoints
+    return await _ingest_detected(settings, ep.database_url, detected, on_bytes, redis_url=ep.redis_url)
 
 
 async def _ingest_detected(
-    settings: Settings, database_url: str, detected: list[DetectedFile], on_bytes: Callable[[int], None] | None = None
-) -> list[IngestReport]:
+    settings: Settings, database_url: str, detected: list[DetectedFile], on_bytes: Callable[[int], None] | None = None,
+    *, redis_url: str | None = None,
+) -> list[IngestReport]:  # fmt: skip
+    """Load, then forget the changed organs' cached contract pages in Redis and on this machine (a runtime
+    relaying the batches' ``cache.invalidate`` events reaches the other machines)."""
+    client = cache_client(redis_url) if redis_url else None
+    caches = Caches.local(settings, client) if client is not None else None
     conn = await connect(database_url)
     try:
-        return await ingest_files(conn, detected, settings, on_bytes)
+        return await ingest_files(conn, detected, settings, on_bytes, caches=caches)
     finally:
         await conn.close()
+        if caches is not None:
+            await caches.close()
+        if client is not None:
+            await client.aclose()
 
 
 async def _table_counts(database_url: str) -> dict[str, int]:
@@ -72,7 +84,7 @@ async def _start(settings: Settings, *, demo: int, seed: int, echo: Callable[[st
         summary = generate(out, demo, seed, "portal")
         paths = [Path(p) for name, p in summary.files.items() if name not in ("labels", "manifest")]
         files = detect_files(IngestFiles(paths=paths))
-        for report in await _ingest_detected(settings, ep.database_url, files):
+        for report in await _ingest_detected(settings, ep.database_url, files, redis_url=ep.redis_url):
             planted = " (dirty rows planted on purpose)" if report.rejected else ""
             echo(f"demo: {report.kind}: {report.accepted} stored, {report.rejected} rejected{planted}")
         counts = await _table_counts(ep.database_url)

@@ -8,7 +8,7 @@ from cidadao.cache.entry import CorruptEntry, Entry, make_entry, pack, unpack
 from cidadao.cache.generations import Generations
 from cidadao.cache.lru import LRU
 from cidadao.cache.redis_tier import RedisTier, cache_client
-from cidadao.cache.tiered import L1, CacheConfig, LocalL1, TieredCache
+from cidadao.cache.tiered import L1, CacheConfig, LocalL1, TieredCache, Uncacheable
 
 __all__ = [
     "L1",
@@ -20,6 +20,7 @@ __all__ = [
     "LocalL1",
     "RedisTier",
     "TieredCache",
+    "Uncacheable",
     "cache_client",
     "make_entry",
     "pack",

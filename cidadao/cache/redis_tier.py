@@ -68,7 +68,7 @@ def cache_client(url: str, *, max_connections: int = 64, timeout_s: float = 2.0)
         url, max_connections=max_connections, timeout=timeout_s, socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
     )  # fmt: skip
-    return aioredis.Redis(connection_pool=pool)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 class RedisTier:
@@ -87,6 +87,7 @@ class RedisTier:
         self._put = self.client.register_script(_PUT)
         self._release = self.client.register_script(_RELEASE)
         CACHE_DEGRADED.set(0, tier="redis")
+        CACHE_EVICTIONS.init(tier="redis")
 
     def key(self, key: str) -> str:
         return self.base + key

@@ -35,10 +35,18 @@ from cidadao.cache.lru import LRU
 from cidadao.cache.redis_tier import RedisTier
 from cidadao.observability import CACHE_HIT_RATIO, CACHE_LOCK_WAIT, CACHE_RECOMPUTATIONS, CACHE_REQUESTS
 
-__all__ = ["L1", "CacheConfig", "LocalL1", "TieredCache"]
+__all__ = ["L1", "CacheConfig", "LocalL1", "TieredCache", "Uncacheable"]
 
 log = logging.getLogger(__name__)
 Loader = Callable[[], Awaitable[Any]]
+
+
+class Uncacheable(Exception):
+    """Raised by a loader with a value to return now but not to keep (an investigation still running)."""
+
+    def __init__(self, value: Any) -> None:
+        super().__init__("not to be cached")
+        self.value = value
 
 
 class _Skipped(Exception):
@@ -48,7 +56,7 @@ class _Skipped(Exception):
 class L1(Protocol):
     """The memory tier. ``get`` returns an entry only if it was stored under generations that still hold."""
 
-    async def get(self, key: str) -> tuple[Entry | None, str]: ...  # the entry and the tier that had it
+    async def get(self, key: str, snap: Snapshot) -> tuple[Entry | None, str]: ...  # the entry, the tier that had it
 
     async def put(self, key: str, entry: Entry, snap: Snapshot, ttl_s: float) -> None: ...
 
@@ -62,7 +70,7 @@ class LocalL1:
         self.generations = generations
         self.lru: LRU[tuple[Entry, Snapshot]] = LRU(max_entries, max_bytes)
 
-    async def get(self, key: str) -> tuple[Entry | None, str]:
+    async def get(self, key: str, snap: Snapshot) -> tuple[Entry | None, str]:
         found = self.lru.get(key)
         if found is None or not self.generations.holds(found[1]):
             return None, "l1"
@@ -111,6 +119,7 @@ class TieredCache:
                 CACHE_REQUESTS.init(cache=namespace, tier=tier, result=result)
         for reason in ("miss", "early", "stale"):
             CACHE_RECOMPUTATIONS.init(cache=namespace, reason=reason)
+        CACHE_LOCK_WAIT.init(cache=namespace)
 
     def _gen_key(self, key: str) -> str:
         return f"{self.namespace}:{key}"
@@ -123,7 +132,7 @@ class TieredCache:
         snap = self.generations.snapshot(self._gen_key(key))  # before any look: see the module's docstring
         now = time.time()
         if self.l1 is not None:
-            entry, tier = await self.l1.get(key)
+            entry, tier = await self.l1.get(self._gen_key(key), snap)
             CACHE_REQUESTS.inc(cache=self.namespace, tier=tier if entry else "l1", result="hit" if entry else "miss")
             if entry is not None and self._usable(entry, now):
                 return self._served(key, entry, load, compress, snap, now)
@@ -142,7 +151,7 @@ class TieredCache:
         if entry is None or not self._usable(entry, now):
             return None, l2_gens
         if self.l1 is not None:
-            await self.l1.put(key, entry, snap, self._l1_ttl(entry, now))
+            await self.l1.put(self._gen_key(key), entry, snap, self._l1_ttl(entry, now))
         return self._served(key, entry, load, compress, snap, now, counted=False), l2_gens
 
     def _usable(self, entry: Entry, now: float) -> bool:
@@ -258,7 +267,10 @@ class TieredCache:
                 _, l2_gens = await self.l2.get(key)
         try:
             started = time.perf_counter()
-            value = await load()
+            try:
+                value = await load()
+            except Uncacheable as passing:
+                return make_entry(passing.value, ttl=0.0, compress=compress, level=self.config.compression_level)
             delta = time.perf_counter() - started
             self.computed += 1
             CACHE_RECOMPUTATIONS.inc(cache=self.namespace, reason=reason)
@@ -267,7 +279,7 @@ class TieredCache:
             if self.l2 is not None:
                 await self.l2.put(key, pack(entry), l2_gens, self.config.l2_ttl_s)
             if self.l1 is not None:
-                await self.l1.put(key, entry, snap, self._l1_ttl(entry, time.time()))
+                await self.l1.put(self._gen_key(key), entry, snap, self._l1_ttl(entry, time.time()))
             return entry
         finally:
             if self.l2 is not None and token:
@@ -286,7 +298,7 @@ class TieredCache:
                 entry = self._unpack(key, packed)
                 if entry is not None and time.time() < entry.expires and self.generations.holds(snap):
                     if self.l1 is not None:
-                        await self.l1.put(key, entry, snap, self._l1_ttl(entry, time.time()))
+                        await self.l1.put(self._gen_key(key), entry, snap, self._l1_ttl(entry, time.time()))
                     return entry
                 if not await self._locked(key):
                     return None  # the holder gave up (or its lock expired) without a value
@@ -308,7 +320,7 @@ class TieredCache:
         keys, prefixes = list(keys), list(prefixes)
         self.generations.bump((self._gen_key(k) for k in keys), everything=bool(prefixes))
         if self.l1 is not None:
-            await self.l1.drop(keys, prefixes)
+            await self.l1.drop([self._gen_key(k) for k in keys], [self._gen_key(p) for p in prefixes])
         if self.l2 is not None:
             await self.l2.invalidate(keys, prefixes)
 

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from cidadao.events.outbox import emit
 from cidadao.events.streams import Consumer, apply_once
-from cidadao.events.types import Event, stream_of
+from cidadao.events.types import Event, make, stream_of
 from cidadao.observability import record_event
 
 __all__ = [
     "FLAGS_BY_ORGAN_MONTH",
     "METRICS_GROUP",
     "apply_flags_by_organ_month",
+    "flags_cache_prefixes",
     "flags_consumer",
     "metrics_consumers",
     "replay_flags_by_organ_month",
@@ -33,8 +36,9 @@ FLAGS_BY_ORGAN_MONTH: Final = "flags-by-organ-month"
 METRICS_GROUP: Final = "metrics"
 
 
-async def apply_flags_by_organ_month(conn: asyncpg.Connection, event: Event) -> bool:
-    """Apply one event to the projection; False if it is not for it or was applied before."""
+async def apply_flags_by_organ_month(conn: asyncpg.Connection, event: Event, *, announce: bool = True) -> bool:
+    """Apply one event to the projection; False if it is not for it or was applied before. ``announce``: with a
+    ``cache.invalidate`` of the reads it changes, in the same transaction."""
     if event.type != "investigation.completed" or not event.data.get("flags_by_organ_month"):
         return False
     async with conn.transaction():
@@ -47,17 +51,31 @@ async def apply_flags_by_organ_month(conn: asyncpg.Connection, event: Event) -> 
                ON CONFLICT (orgao_codigo, month, flag) DO UPDATE SET n = p.n + EXCLUDED.n""",
             [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
         )  # fmt: skip
+        if announce:
+            await emit(conn, make("cache.invalidate", key=event.id, prefixes=flags_cache_prefixes(event)))
     return True
 
 
+def flags_cache_prefixes(event: Event) -> list[str]:
+    """The cached reads of the projection an ``investigation.completed`` event changes: its organs', and
+    every read across organs."""
+    organs = sorted({r[0] for r in event.data.get("flags_by_organ_month", [])})
+    return [f"flags:{organ}:" for organ in organs] + ["flags:*:"]
+
+
 def flags_consumer(
-    client: aioredis.Redis, pool: asyncpg.Pool, name: str, *, prefix: str = "cidadao:events:"
-) -> Consumer:
-    """The projection's consumer (its group is the projection's name) on the investigation stream."""
+    client: aioredis.Redis, pool: asyncpg.Pool, name: str, *, prefix: str = "cidadao:events:",
+    applied: Callable[[Event], Awaitable[None]] | None = None, announce: bool = True,
+) -> Consumer:  # fmt: skip
+    """The projection's consumer (its group is the projection's name) on the investigation stream;
+    ``applied``: called with each event once its change has committed (the runtime forgets the cached reads
+    there, before the event is acknowledged)."""
 
     async def handle(event: Event) -> None:
         async with pool.acquire() as conn:
-            await apply_flags_by_organ_month(conn, event)
+            changed = await apply_flags_by_organ_month(conn, event, announce=announce)
+        if changed and applied is not None:
+            await applied(event)
 
     return Consumer(client, stream_of("investigation.", prefix), FLAGS_BY_ORGAN_MONTH, name, handle)
 
@@ -88,10 +106,12 @@ async def replay_flags_by_organ_month(
         await conn.execute("DELETE FROM processed_events WHERE consumer = $1", FLAGS_BY_ORGAN_MONTH)
     with contextlib.suppress(ResponseError):  # no such stream yet
         await client.xgroup_destroy(stream, FLAGS_BY_ORGAN_MONTH)
-    consumer = flags_consumer(client, pool, "replay", prefix=prefix)
+    consumer = flags_consumer(client, pool, "replay", prefix=prefix, announce=False)
     await consumer.ensure_group()  # from "0": the stream's first entry
     while await consumer.run_once(count=1000, block_ms=None):
         pass
+    async with pool.acquire() as conn:  # every cached read of the projection, once
+        await emit(conn, make("cache.invalidate", key="replay", prefixes=["flags:"]))
     first: Any = await client.xrange(stream, count=1)
     async with pool.acquire() as conn:
         rows = await conn.fetchval("SELECT count(*) FROM projection_flags_by_organ_month")

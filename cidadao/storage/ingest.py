@@ -65,6 +65,7 @@ class IngestReport:
     errors_truncated: int = 0
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    organs: set[str] = field(default_factory=set)  # whose contracts changed (what the cache must forget)
 
     def add_rejection(self, rejection: Rejection) -> None:
         self.rejected += 1
@@ -186,6 +187,9 @@ async def _store_batch(
             "contracts.ingested", key=source, kind=kind, source=source, accepted=inserted + updated,
             rejected=rejected, duplicates=len(batch) - inserted - updated,
         ))  # fmt: skip
+        if kind == "contracts" and inserted + updated:  # the cached pages of these organs' contracts
+            prefixes = [f"contracts:{organ}:" for organ in organs_of(batch)]
+            await emit(conn, make("cache.invalidate", key=source, prefixes=prefixes))
 
     if kind != "contracts":
         async with conn.transaction():
@@ -202,6 +206,11 @@ async def _store_batch(
             await announce(inserted, updated)
     seen.update(sent)  # only once the batch has committed
     return inserted, updated
+
+
+def organs_of(batch: list[tuple[Any, ...]]) -> list[str]:
+    """The organs a batch of contract rows belongs to."""
+    return sorted({row[_C["orgao_codigo"]] for row in batch})
 
 
 _Message = tuple[list[tuple[Any, ...]] | None, list[Rejection], int]
@@ -325,6 +334,8 @@ async def ingest_file(
                 ) from exc
             report.accepted += inserted + updated
             report.updated += updated
+            if detected.kind == "contracts" and inserted + updated:
+                report.organs.update(organs_of(batch))
             report.duplicates += len(batch) - inserted - updated
     finally:
         await messages.aclose()

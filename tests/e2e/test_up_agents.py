@@ -58,7 +58,10 @@ async def _every_metric_is_exported(runtime: str, ray_exporter: str) -> None:
             cached = sum(v for _, v in theirs.get("cidadao_ai_cache_requests_total", []))
             return not absent and cached > 0 and bool(mine.get("cidadao_ai_investigations"))
 
-        await eventually(complete, "every metric exported", timeout_s=60)
+        try:
+            await eventually(complete, "every metric exported", timeout_s=60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; absent: {got.get('absent')}") from None
         mine, theirs = got["mine"], got["theirs"]
 
         def total(name: str, samples: dict[str, Any], **labels: str) -> float:

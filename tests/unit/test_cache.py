@@ -99,7 +99,7 @@ async def test_stale_entries_are_served_while_one_refresh_runs(tmp_path: Path) -
     assert (await cache.get("k", load)).value() == 1
     assert cache.l1 is not None  # the entry as it is once its TTL has passed: expired 1 s ago
     stale_entry = make_entry(1, ttl=-1.0)
-    await cache.l1.put("k", stale_entry, cache.generations.snapshot("t:k"), 60)
+    await cache.l1.put("t:k", stale_entry, cache.generations.snapshot("t:k"), 60)
     stale = await asyncio.gather(*(cache.get("k", load) for _ in range(100)))
     assert {e.value() for e in stale} == {1}  # served at once, stale
     await asyncio.wait_for(refreshed.wait(), 5)
@@ -126,7 +126,7 @@ async def test_xfetch_recomputes_early_as_expiry_nears(tmp_path: Path) -> None:
     assert computed == 1
     entry = make_entry(1, ttl=1.0, delta=5.0)  # took 5 s to compute, 1 s left: almost surely early
     assert cache.l1 is not None
-    await cache.l1.put("near", entry, cache.generations.snapshot("t:near"), 60)
+    await cache.l1.put("t:near", entry, cache.generations.snapshot("t:near"), 60)
     assert (await cache.get("near", slow)).value() == 1  # served, and refreshed behind it
     await asyncio.wait_for(early.wait(), 5)
     await cache.close()
