@@ -505,6 +505,27 @@ def bench_events(
         _fail(str(exc))
 
 
+@bench_app.command("cache")
+def bench_cache(
+    keys: Annotated[int, typer.Option(min=100, help="Distinct keys (documents in Postgres).")] = 100_000,
+    reads: Annotated[int, typer.Option(min=100, help="Reads through the cache.")] = 1_000_000,
+    zipf: Annotated[float, typer.Option(min=0.5, max=3.0, help="Zipf exponent s.")] = 1.1,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Readers at once.")] = 32,
+    baseline_reads: Annotated[int, typer.Option("--baseline-reads", min=100, help="Reads straight from Postgres.")] = (
+        50_000
+    ),
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/cache.json"),
+) -> None:
+    """Hit ratio, latency and throughput of the tiered cache under Zipf reads, against Postgres directly."""
+    from bench.cache import run_benchmark
+
+    cfg = {"keys": keys, "reads": reads, "s": zipf, "concurrency": concurrency, "baseline_reads": baseline_reads}
+    try:
+        run_benchmark(_settings(), cfg, out, echo=typer.echo)
+    except CidadaoError as exc:
+        _fail(str(exc))
+
+
 @bench_app.command("chaos-agents")
 def bench_chaos_agents(
     investigations: Annotated[int, typer.Option(min=1, help="Organ investigations.")] = 100,

@@ -58,12 +58,13 @@ class Settings(BaseSettings):
     db_command_timeout: float = Field(60.0, gt=0, validation_alias=_own("DB_COMMAND_TIMEOUT"))
 
     # --- cache (the seed's tiers: L1 5 min / 1,000 entries, L2 1 h / 10,000 entries) ------------------
+    # L1, each process's memory (a hit costs no call at all)
     cache_l1_ttl: float = Field(300.0, gt=0, validation_alias=_own("CACHE_L1_TTL"))
-    cache_l1_entries: int = Field(1000, ge=1, validation_alias=_own("CACHE_L1_ENTRIES"))
-    cache_l1_bytes: int = Field(256 * 1024 * 1024, ge=1024, validation_alias=_own("CACHE_L1_BYTES"))
-    # each process's front of L1 (a hot key costs no actor call)
-    cache_front_entries: int = Field(256, ge=0, validation_alias=_own("CACHE_FRONT_ENTRIES"))
-    cache_front_bytes: int = Field(32 * 1024 * 1024, ge=0, validation_alias=_own("CACHE_FRONT_BYTES"))
+    cache_l1_entries: int = Field(1000, ge=0, validation_alias=_own("CACHE_L1_ENTRIES"))
+    cache_l1_bytes: int = Field(64 * 1024 * 1024, ge=0, validation_alias=_own("CACHE_L1_BYTES"))
+    # L1's shared part: the node's cache actor, entries in the Ray object store (an actor call per hit)
+    cache_node_entries: int = Field(10_000, ge=1, validation_alias=_own("CACHE_NODE_ENTRIES"))
+    cache_node_bytes: int = Field(256 * 1024 * 1024, ge=1024, validation_alias=_own("CACHE_NODE_BYTES"))
     cache_l2_ttl: float = Field(3600.0, gt=0, validation_alias=_own("CACHE_L2_TTL"))
     cache_l2_entries: int = Field(10_000, ge=1, validation_alias=_own("CACHE_L2_ENTRIES"))
     # XFetch: recompute early with probability growing as expiry nears (beta 0 turns it off)

@@ -56,7 +56,9 @@ class _Skipped(Exception):
 class L1(Protocol):
     """The memory tier. ``get`` returns an entry only if it was stored under generations that still hold."""
 
-    async def get(self, key: str, snap: Snapshot) -> tuple[Entry | None, str]: ...  # the entry, the tier that had it
+    async def get(self, key: str, snap: Snapshot) -> tuple[Entry | None, str]:
+        """The entry and the tier that had it, or None and the last tier asked (``l1``: this process's memory,
+        ``node``: the node's object-store actor)."""
 
     async def put(self, key: str, entry: Entry, snap: Snapshot, ttl_s: float) -> None: ...
 
@@ -114,7 +116,7 @@ class TieredCache:
         self._refreshing: set[asyncio.Task[None]] = set()
         self._queued: set[tuple[str, Snapshot]] = set()  # refreshes started, not yet in flight
         self.lookups = self.hits = self.computed = 0
-        for tier in ("l1", "front", "l2"):
+        for tier in ("l1", "node", "l2"):
             for result in ("hit", "miss"):
                 CACHE_REQUESTS.init(cache=namespace, tier=tier, result=result)
         for reason in ("miss", "early", "stale"):
@@ -133,7 +135,10 @@ class TieredCache:
         now = time.time()
         if self.l1 is not None:
             entry, tier = await self.l1.get(self._gen_key(key), snap)
-            CACHE_REQUESTS.inc(cache=self.namespace, tier=tier if entry else "l1", result="hit" if entry else "miss")
+            if entry is None or tier == "node":  # a node hit is a miss of the process's memory first
+                CACHE_REQUESTS.inc(cache=self.namespace, tier="l1", result="miss")
+            if entry is not None or tier == "node":
+                CACHE_REQUESTS.inc(cache=self.namespace, tier=tier, result="hit" if entry else "miss")
             if entry is not None and self._usable(entry, now):
                 return self._served(key, entry, load, compress, snap, now)
         # one look at L2 (and, on a miss, one computation) per key and generation in this process

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def settings(store_settings: Settings, tmp_path: Path) -> Settings:
-    """The session's stores; an L1 of 3 entries (the bound is what some tests look at)."""
-    return store_settings.model_copy(update={"cache_l1_entries": 3, "cache_front_entries": 2})
+    """The session's stores; a node actor of 3 entries, a process memory of 2 (the bounds are looked at)."""
+    return store_settings.model_copy(update={"cache_node_entries": 3, "cache_l1_entries": 2})
 
 
 async def test_the_node_actor_bounds_its_entries_and_honours_generations(local_ray: None, settings: Settings) -> None:
@@ -36,8 +36,7 @@ async def test_the_node_actor_bounds_its_entries_and_honours_generations(local_r
         key = f"t:{i}"
         assert await store.put.remote(key, pack(make_entry({"i": i}, ttl=60)), gens.snapshot(key), 60)
     assert await store.get.remote("t:0") is None  # least recently used, pushed out
-    refs = await store.get.remote("t:3")
-    assert unpack(await refs[0]).value() == {"i": 3}  # the bytes come from the object store
+    assert unpack(await store.get.remote("t:3")).value() == {"i": 3}  # read from the object store
     gens.bump(["t:3"])  # any process of the machine (this one: the test) invalidates...
     assert await store.get.remote("t:3") is None  # ...and the actor serves it no more
     stale = gens.snapshot("t:9")
@@ -57,9 +56,9 @@ async def test_a_hot_key_is_served_by_the_front_and_invalidation_reaches_every_n
     await l1.put(key, make_entry({"v": 1}, ttl=60), snap, 60)
     l1.front.clear()
     entry, tier = await l1.get(key, snap)  # from the node's actor, then kept in the front
-    assert entry is not None and entry.value() == {"v": 1} and tier == "l1"
+    assert entry is not None and entry.value() == {"v": 1} and tier == "node"
     entry, tier = await l1.get(key, snap)
-    assert entry is not None and tier == "front"
+    assert entry is not None and tier == "l1"
     assert await invalidate_everywhere(settings, [key], []) == len([n for n in ray.nodes() if n["Alive"]])
     entry, tier = await l1.get(key, l1.generations.snapshot(key))
     assert entry is None  # gone from the front (its generation moved) and from the actor
