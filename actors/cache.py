@@ -158,7 +158,10 @@ class RayL1:
 
 
 def ray_caches(settings: Settings, client: Any) -> Caches:
-    """The caches of a process in Ray: its front and its node's actor as L1, Redis as L2."""
+    """The caches of a process in Ray: its memory and its node's actor as L1 (the memory only with
+    ``CIDADAO_CACHE_NODE_TIER=false``), Redis as L2."""
+    if not settings.cache_node_tier:
+        return Caches.local(settings, client)
     l1 = RayL1(settings)
     return Caches(settings, client=client, l1=l1, generations=l1.generations)
 

@@ -156,7 +156,7 @@ def up(
     settings = _settings()
 
     def serve() -> None:
-        from actors.runtime import run_agents
+        from actors.main import run_agents
 
         run_agents(settings, typer.echo)
 
@@ -330,7 +330,7 @@ def investigate(
     if strategy not in ("map_reduce", "scatter_gather", "pipeline", "round_robin"):
         _fail(f"--strategy must be map_reduce, scatter_gather, pipeline or round_robin, not {strategy!r}")
     settings = _settings()
-    from actors.runtime import investigate_once
+    from actors.main import investigate_once
 
     result = _run(investigate_once(settings, Scope(orgao, year).as_dict(), strategy=strategy))
     if as_json:

@@ -1,7 +1,7 @@
 """What the ``cidadao`` commands do, as plain functions (no CLI parsing).
 
 ``ingest_paths`` loads files; ``run_up`` is the main job's stores, around what the CLI gives it to serve
-(Ray and the agents: :func:`actors.runtime.run_agents`).
+(Ray and the agents: :func:`actors.main.run_agents`).
 """
 
 from __future__ import annotations

@@ -62,7 +62,9 @@ class Settings(BaseSettings):
     cache_l1_ttl: float = Field(300.0, gt=0, validation_alias=_own("CACHE_L1_TTL"))
     cache_l1_entries: int = Field(1000, ge=0, validation_alias=_own("CACHE_L1_ENTRIES"))
     cache_l1_bytes: int = Field(64 * 1024 * 1024, ge=0, validation_alias=_own("CACHE_L1_BYTES"))
-    # L1's shared part: the node's cache actor, entries in the Ray object store (an actor call per hit)
+    # L1's shared part: the node's cache actor, entries in the Ray object store (an actor call per hit: on
+    # one node with a local Redis it costs more than it saves — docs/benchmarks.md; false turns it off)
+    cache_node_tier: bool = Field(True, validation_alias=_own("CACHE_NODE_TIER"))
     cache_node_entries: int = Field(10_000, ge=1, validation_alias=_own("CACHE_NODE_ENTRIES"))
     cache_node_bytes: int = Field(256 * 1024 * 1024, ge=1024, validation_alias=_own("CACHE_NODE_BYTES"))
     cache_l2_ttl: float = Field(3600.0, gt=0, validation_alias=_own("CACHE_L2_TTL"))

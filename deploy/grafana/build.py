@@ -104,14 +104,26 @@ def agent_pool() -> dict[str, Any]:
 
 
 def cache() -> dict[str, Any]:
-    hits = f'sum by (cache) (rate(cidadao_ai_cache_requests_total{{result="hit"}}{W}))'
-    return dashboard("cidadao-cache", "Cache Performance", "Hit ratio and lookups per cache.", [
+    req = "cidadao_ai_cache_requests_total"
+    hits = f'sum by (cache) (rate({req}{{result="hit"}}{W}))'
+    computed = f"sum by (cache) (rate(cidadao_ai_cache_recomputations_total{W}))"
+    return dashboard("cidadao-cache", "Cache Performance", "Hits per tier, recomputations, stampede waits.", [
         panel("Hit ratio since start", [("max by (cache) (cidadao_ai_cache_hit_ratio)", "{{cache}}")],
               "percentunit"),
         panel("Hit ratio (last 5 minutes)", [
-            (f"{hits} / sum by (cache) (rate(cidadao_ai_cache_requests_total{W}))", "{{cache}}")], "percentunit"),
-        panel("Lookups per second", [(f"sum by (cache, result) (rate(cidadao_ai_cache_requests_total{W}))",
-                                      "{{cache}} {{result}}")], "ops"),
+            (f"{hits} / ({hits} + {computed})", "{{cache}}")], "percentunit",
+            description="Reads served by a tier over reads served by a tier or computed."),
+        panel("Hits and misses per tier", [(f'sum by (tier, result) (rate({req}{W}))', "{{tier}} {{result}}")],
+              "ops", description="l1: the process's memory; node: the node's object-store actor; l2: Redis."),
+        panel("Recomputations (L3 reads) by reason", [
+            (f"sum by (cache, reason) (rate(cidadao_ai_cache_recomputations_total{W}))", "{{cache}} {{reason}}")],
+            "ops"),
+        panel("Waits for another's computation", [
+            (q(0.5, "cidadao_ai_cache_lock_wait_seconds", "cache"), "p50 {{cache}}"),
+            (q(0.99, "cidadao_ai_cache_lock_wait_seconds", "cache"), "p99 {{cache}}")], "s"),
+        panel("Evictions and degraded tiers", [
+            (f"sum by (tier) (rate(cidadao_ai_cache_evictions_total{W}))", "evicted from {{tier}}"),
+            ("max by (tier) (cidadao_ai_cache_degraded)", "degraded: {{tier}}")]),
         panel("Invalidations consumed", [
             (f'sum by (group) (rate(cidadao_ai_events_consumed_total{{stream=~".*:cache"}}{W}))', "{{group}}")], "ops"),
     ])  # fmt: skip

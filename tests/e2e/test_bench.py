@@ -92,3 +92,19 @@ def test_bench_events(tmp_path: Path, cli_env: dict[str, str]) -> None:
         r = result[leg]
         assert r["events_per_s"] > 0 and 0 <= r["lag_p50_ms"] <= r["lag_p99_ms"] <= r["lag_max_ms"], leg
     assert result["end_to_end_share_of_raw"] > 0 and "end to end flat out is" in ran.stdout
+
+
+def test_bench_cache(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "cache.json"
+    ran = run_cli(
+        "bench", "cache", "--keys", "500", "--reads", "4000", "--baseline-reads", "300", "--concurrency", "8",
+        "--out", str(out), env=cli_env,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    result = orjson.loads(out.read_bytes())
+    assert result["stampede"] == {"readers": 1000, "computations": 1, "all_got_the_new_value": True}
+    seed, warm = result["cached_seed_sizes"], result["cached_l2_whole_key_space_warm"]
+    assert 0 < seed["hit_ratio"] <= result["bounds_seed_sizes"]["hit_ratio_bound_cold"] + 0.01
+    assert seed["computed"] >= result["bounds_seed_sizes"]["distinct_keys_expected"] * 0.8  # compulsory misses
+    assert warm["hit_ratio"] > seed["hit_ratio"] and result["speedup_over_postgres"] > 0
+    assert result["l1_hit_latency"]["process"]["p99_ms"] > 0 and "computation(s)" in ran.stdout

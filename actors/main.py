@@ -1,0 +1,110 @@
+"""The agents' entry points: ``cidadao up``'s foreground (:func:`run_agents`) and ``cidadao investigate``
+(:func:`investigate_once`)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from actors.investigator import Investigator
+from actors.orchestrator import Orchestrator
+from actors.pool import PoolConfig
+from actors.runtime import AgentRuntime, ray_runtime
+from cidadao.errors import CidadaoError
+from cidadao.settings import Settings
+from pipelines.runtime import RayInfo, start_ray
+
+__all__ = ["investigate_once", "run_agents"]
+
+
+def run_agents(settings: Settings, echo: Callable[[str], None]) -> None:
+    """``cidadao up``'s foreground: Ray (local with its dashboard, or ``CIDADAO_RAY_ADDRESS``), the agent pool,
+    the investigation loops; until Ctrl-C or SIGTERM, then everything stopped in order."""
+    import ray
+
+    info = start_ray(
+        settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port,
+        metrics_port=settings.ray_metrics_port,
+    )  # fmt: skip
+    try:
+        echo(f"ray: {'started a local cluster' if info.started else 'joined the cluster'} at {info.address}")
+        if info.dashboard_url:
+            echo(f"ray dashboard: {info.dashboard_url}")
+        elif info.started:
+            echo("ray dashboard: off (CIDADAO_RAY_DASHBOARD=false)")
+        if info.token_auth:
+            where = f"kept in {info.token_path}" if info.token_path else "from RAY_AUTH_TOKEN"
+            echo(f"ray auth: token required; `ray get-auth-token` prints it ({where})")
+        else:
+            echo("ray auth: OFF (RAY_AUTH_MODE is not token): anyone who reaches Ray's ports can run code")
+        asyncio.run(_serve(settings, info, echo))
+    finally:
+        ray.shutdown()
+        echo("stopped: agents, ray")
+
+
+async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runtime = ray_runtime(
+        settings, publish=True, relay_events=True, metrics_port=settings.metrics_port or None,
+        info={"ray": info.as_dict()},
+    )  # fmt: skip
+    try:
+        await runtime.start()
+        cfg = PoolConfig.from_settings(settings)
+        echo(
+            f"agents: {', '.join(f'{k} {cfg.initial}' for k in runtime.pool.kinds)} "
+            f"(each kind scales {cfg.min}-{cfg.max}; `cidadao pool status` shows them)"
+        )
+        if runtime.ops is not None:
+            echo(f"metrics: {runtime.ops.url}/metrics (this runtime: pool, queue, events, database; also /status)")
+        else:
+            echo("metrics: this runtime's endpoint is off (CIDADAO_METRICS_PORT=0)")
+        if info.metrics_url:
+            echo(f"metrics: {info.metrics_url} (Ray's exporter: the agents' metrics, prefixed ray_)")
+        echo("metrics: scrape both with deploy/prometheus/prometheus.yml; dashboards in deploy/grafana/")
+        if runtime.resumed:
+            echo(f"resumed: {len(runtime.resumed)} investigations a stopped runtime had left running")
+        echo("ready; press Ctrl-C to stop")
+        await stop.wait()
+        echo("stopping: agents finish nothing new; running investigations resume at the next start")
+    finally:
+        await runtime.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def investigate_once(
+    settings: Settings, scope: dict[str, Any], *, strategy: Any = "map_reduce", user_id: str | None = None,
+    idempotency_key: str | None = None, timeout_s: float = 24 * 3600,
+) -> dict[str, Any]:  # fmt: skip
+    """``cidadao investigate``: plan and queue through an orchestrator, run the queue with one local
+    investigator (it spreads a large scope over Ray tasks itself).
+
+    Investigations queued before it (say, by a runtime that was stopped) run first, in order. Returns the
+    ``--json`` object; raises :class:`~cidadao.errors.EmptyScope` before queueing anything when the scope
+    holds no contracts, and :class:`~cidadao.errors.CidadaoError` when the investigation failed.
+    """
+    from actors.pool import LocalBackend
+
+    backend = LocalBackend({
+        "investigator": lambda name: Investigator(settings, name, strategy=strategy),
+        "orchestrator": lambda name: Orchestrator(settings, name),
+    })  # fmt: skip
+    one = PoolConfig(min=1, max=1)
+    runtime = AgentRuntime(settings, backend, {"investigator": one, "orchestrator": one})
+    await runtime.start()
+    try:
+        submitted = await runtime.submit(scope, user_id=user_id, idempotency_key=idempotency_key)
+        result = await runtime.wait(submitted["id"], timeout_s)
+    finally:
+        await runtime.stop()
+    status, error = result.pop("status"), result.pop("error")
+    if status != "completed":
+        raise CidadaoError(f"investigation {submitted['id']} {status}: {error}")
+    return result
