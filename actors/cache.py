@@ -15,16 +15,18 @@ every process a small front of it, so a hot key costs no actor call.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import ray
+from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from actors._health import health_of
 from actors.factory import actor_class
-from cidadao.cache import LRU, Entry, Generations, pack, unpack
+from cidadao.cache import LRU, CorruptEntry, Entry, Generations, pack, unpack
 from cidadao.cache.generations import Snapshot
 from cidadao.cache.service import Caches, generations_name
 from cidadao.events import Consumer, Event, stream_of
@@ -41,6 +43,9 @@ __all__ = [
     "invalidation_consumer",
     "ray_caches",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 def generations_for(settings: Settings) -> Generations:
@@ -137,10 +142,14 @@ class RayL1:
         found = self.front.get(key)
         if found is not None and self.generations.holds(found[1]):
             return found[0], "l1"
-        packed = await self._actor().get.remote(key)
-        if packed is None:
+        try:
+            packed = await self._actor().get.remote(key)
+            entry = unpack(packed) if packed is not None else None
+        except (RayError, CorruptEntry) as exc:  # a lost or broken node tier is a miss, never a failed read
+            self._lost(exc)
             return None, "node"
-        entry = unpack(packed)
+        if entry is None:
+            return None, "node"
         self.front.put(key, (entry, snap), entry.size, min(entry.expires + self.settings.cache_stale_ttl,
                                                             time.time() + self.settings.cache_l1_ttl))  # fmt: skip
         return entry, "node"
@@ -149,12 +158,23 @@ class RayL1:
         if not self.generations.holds(snap):
             return
         self.front.put(key, (entry, snap), entry.size, time.time() + ttl_s)
-        self._actor().put.remote(key, pack(entry), snap, ttl_s)  # not awaited: the actor checks ``snap`` itself
+        try:
+            self._actor().put.remote(key, pack(entry), snap, ttl_s)  # not awaited: the actor checks ``snap``
+        except RayError as exc:
+            self._lost(exc)
 
     async def drop(self, keys: Iterable[str], prefixes: Iterable[str]) -> None:
         keys, prefixes = list(keys), list(prefixes)
         self.front.pop_many(keys, prefixes)
-        await self._actor().drop.remote(keys, prefixes)
+        try:
+            await self._actor().drop.remote(keys, prefixes)
+        except RayError as exc:  # its entries are stale anyway: the generations were bumped first
+            self._lost(exc)
+
+    def _lost(self, exc: BaseException) -> None:
+        """Forget the actor's handle: the next call finds (or makes) the node's cache actor again."""
+        log.warning("cache: the node's cache actor failed (%s: %s); serving without it", type(exc).__name__, exc)
+        self._store = None
 
 
 def ray_caches(settings: Settings, client: Any) -> Caches:

@@ -19,6 +19,7 @@ from cidadao.commands import IngestFiles, ingest_files
 from cidadao.contracts.synthetic import generate
 from cidadao.settings import Settings
 from cidadao.storage.postgres import create_pool
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,8 @@ async def test_a_hot_key_is_served_by_the_front_and_invalidation_reaches_every_n
     l1 = RayL1(settings)
     key = "front:hot"
     snap = l1.generations.snapshot(key)
-    await l1.put(key, make_entry({"v": 1}, ttl=60), snap, 60)
+    await l1.put(key, make_entry({"v": 1}, ttl=60), snap, 60)  # the actor's part is not awaited:
+    await cache_store(settings).put.remote(key, pack(make_entry({"v": 1}, ttl=60)), snap, 60)  # make sure of it
     l1.front.clear()
     entry, tier = await l1.get(key, snap)  # from the node's actor, then kept in the front
     assert entry is not None and entry.value() == {"v": 1} and tier == "node"
@@ -107,3 +109,22 @@ async def test_a_read_after_an_ingest_never_returns_the_old_page(
         await pool.close()
         await reader_client.aclose()
         await writer_client.aclose()
+
+
+async def test_a_killed_node_actor_is_a_miss_and_is_made_again(local_ray: None, settings: Settings) -> None:
+    l1 = RayL1(settings)
+    key = "lost:k"
+    snap = l1.generations.snapshot(key)
+    await cache_store(settings).put.remote(key, pack(make_entry(1, ttl=60)), snap, 60)
+    assert (await l1.get(key, snap))[1] == "node"
+    ray.kill(cache_store(settings))
+    l1.front.clear()
+    assert await l1.get(key, snap) == (None, "node")  # no error reaches the reader: a miss
+
+    async def back() -> bool:  # the next calls make the node's actor again (once the dead one's name is free)
+        await l1.put(key, make_entry(2, ttl=60), snap, 60)
+        l1.front.clear()
+        entry, tier = await l1.get(key, snap)
+        return entry is not None and entry.value() == 2 and tier == "node"
+
+    await eventually(back, "the node's cache actor made again and filled", timeout_s=30)
