@@ -100,8 +100,12 @@ class CachedReads:
         self.pool, self.caches = pool, caches
 
     async def _get(self, namespace: str, key: str, load: Any, compress: bool) -> Entry:
-        if not self.caches.enabled:
-            return make_entry(await load(), ttl=0.0, compress=compress)
+        if not self.caches.enabled:  # CACHE_STRATEGY=none: every read from Postgres
+            try:
+                value = await load()
+            except Uncacheable as passing:
+                value = passing.value
+            return make_entry(value, ttl=0.0, compress=compress)
         return await self.caches[namespace].get(key, load, compress=compress)
 
     async def investigation(self, inv: str, *, compress: bool = False) -> Entry | None:

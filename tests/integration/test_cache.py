@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,34 @@ async def _pings(client: Any) -> bool:
         return bool(await client.ping())
     except Exception:
         return False
+
+
+@pytest.mark.parametrize("strategy", ["multi_tier", "none"])
+async def test_an_investigation_is_kept_once_final_and_served_fresh_while_running(
+    store_settings: Any, database_url: str, redis_url: str, db: asyncpg.Connection, strategy: str
+) -> None:
+    from cidadao.cache import cache_client
+    from cidadao.cache.service import CachedReads, Caches
+    from cidadao.storage import queue
+    from cidadao.storage.postgres import create_pool
+
+    settings = store_settings.model_copy(update={"cache_strategy": strategy})
+    client = cache_client(redis_url)
+    pool = await create_pool(database_url, settings, min_size=1, max_size=2)
+    reads = CachedReads(pool, Caches.local(settings, client))
+    try:
+        submitted = await queue.submit(db, {"all": True, "year": None})
+        first = await reads.investigation(str(submitted.id), compress=True)
+        assert first is not None and first.value()["status"] == "queued" and first.br  # compressed when asked
+        assert await queue.cancel(db, submitted.id) == "cancelled"
+        ended = await reads.investigation(str(submitted.id))
+        assert ended is not None and ended.value()["status"] == "cancelled"  # the running state was not kept
+        await db.execute("UPDATE investigations SET error = 'changed behind the cache' WHERE id = $1", submitted.id)
+        again = await reads.investigation(str(submitted.id))
+        assert again is not None
+        assert (again.value()["error"] is None) == (strategy == "multi_tier")  # final: kept (or, with none, not)
+        assert await reads.investigation(str(uuid.uuid4())) is None
+    finally:
+        await reads.caches.close()
+        await pool.close()
+        await client.aclose()
