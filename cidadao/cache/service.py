@@ -17,6 +17,7 @@ Namespaces and their keys (a key's first segment is its namespace, in events and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -37,10 +38,16 @@ NAMESPACES: Final = ("investigations", "contracts", "flags")
 FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 
 
+def deployment(settings: Settings) -> str:
+    """What a cache belongs to: its database (two deployments sharing a Redis never share entries)."""
+    db = settings.database_url.get_secret_value() if settings.database_url else str(settings.data_home)
+    return hashlib.blake2b(db.encode(), digest_size=6).hexdigest()
+
+
 def generations_name(settings: Settings) -> str:
-    """What names a deployment's cache on a machine: its Redis (or, embedded, its data home)."""
+    """What names a deployment's cache on a machine: its Redis (or, embedded, its data home) and database."""
     redis = settings.redis_url.get_secret_value() if settings.redis_url else str(settings.data_home)
-    return f"cidadao-cache:{redis}"
+    return f"cidadao-cache:{redis}:{deployment(settings)}"
 
 
 def split_keys(keys: Iterable[str], prefixes: Iterable[str]) -> dict[str, tuple[list[str], list[str]]]:
@@ -70,7 +77,8 @@ class Caches:
             l2 = None
             if client is not None and strategy in ("multi_tier", "redis"):
                 l2 = RedisTier(client, ns, ttl_s=settings.cache_l2_ttl + settings.cache_stale_ttl,
-                               max_entries=settings.cache_l2_entries)  # fmt: skip
+                               max_entries=settings.cache_l2_entries,
+                               prefix=f"cidadao:cache:v1:{deployment(settings)}:")  # fmt: skip
             self.tiers[ns] = TieredCache(ns, generations, l1=use_l1, l2=l2, config=config)
 
     @classmethod

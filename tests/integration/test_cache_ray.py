@@ -5,6 +5,7 @@ it, outside Ray, on the same machine."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,13 @@ from cidadao.storage.postgres import create_pool
 from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _no_cache_actor_left(local_ray: None, store_settings: Settings) -> Iterator[None]:
+    """The node's cache actor is detached: end it, so later tests on this Ray start from a clean node."""
+    yield
+    ray.kill(cache_store(store_settings))
 
 
 @pytest.fixture
