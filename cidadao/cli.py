@@ -21,6 +21,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from cidadao.cli_api import register as register_api_commands
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings, get_settings
 
@@ -39,6 +40,7 @@ pool_app = typer.Typer(help="The agent pools of running `cidadao up` runtimes.",
 app.add_typer(bench_app, name="bench")
 app.add_typer(pool_app, name="pool")
 app.add_typer(events_app, name="events")
+register_api_commands(app)
 
 err = Console(stderr=True, highlight=False)
 

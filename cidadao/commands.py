@@ -180,6 +180,7 @@ async def ingest_files(
             on_bytes=on_bytes,
         )  # fmt: skip
     changed = sorted({o for r in reports.values() for o in r.organs})
-    if caches is not None and changed:
-        await caches.invalidate(prefixes=[f"contracts:{organ}:" for organ in changed])
+    stored = any(r.accepted for r in reports.values())
+    if caches is not None and (changed or stored):
+        await caches.invalidate(prefixes=[f"contracts:{organ}:" for organ in changed] + ["records:"])
     return list(reports.values())

@@ -192,6 +192,12 @@ OUTBOX_UNPUBLISHED = Metric("gauge", "cidadao_ai_outbox_unpublished", "Events co
 INVESTIGATIONS = Metric("gauge", "cidadao_ai_investigations", "Investigations by status.", ("status",))
 FLAGS_FOUND = Metric("counter", "cidadao_ai_flags_found", "Flags found by completed investigations.", ("flag",))
 INGEST_ROWS = Metric("counter", "cidadao_ai_ingest_rows", "Rows ingested by kind and outcome.", ("kind", "outcome"))
+RATE_LIMITED = Metric("counter", "cidadao_ai_rate_limited", "Requests refused by a rate limit, by what was limited.",
+                      ("subject",))
+RATE_LIMIT_DEGRADED = Metric("gauge", "cidadao_ai_rate_limit_degraded", "1 while the limiter's Redis is unreachable.")
+API_IN_FLIGHT = Metric("gauge", "cidadao_ai_api_in_flight", "API requests arrived and not yet answered, per process.")
+API_REJECTED = Metric("counter", "cidadao_ai_api_rejected", "Requests refused before a route ran, by reason.",
+                      ("reason",))
 # fmt: on
 
 METRICS: Final[tuple[Metric, ...]] = tuple(v for v in list(globals().values()) if isinstance(v, Metric))
@@ -208,6 +214,10 @@ def init_known_labels() -> None:
             INGEST_ROWS.init(kind=kind, outcome=outcome)
     for operation in ("SELECT", "INSERT", "UPDATE", "DELETE"):
         DB_QUERY_ERRORS.init(operation=operation)
+    for subject in ("key", "address"):
+        RATE_LIMITED.init(subject=subject)
+    for reason in ("body_too_large", "at_capacity", "timeout"):
+        API_REJECTED.init(reason=reason)
     for direction in ("in", "out"):
         WEBSOCKET_MESSAGES.init(direction=direction)
         WEBSOCKET_MESSAGE_RATE.init(direction=direction)

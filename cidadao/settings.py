@@ -97,6 +97,42 @@ class Settings(BaseSettings):
     agent_max_rss_mb: float = Field(2048.0, gt=0, validation_alias=_own("AGENT_MAX_RSS_MB"))
     agent_health_period: float = Field(5.0, gt=0, validation_alias=_own("AGENT_HEALTH_PERIOD"))
 
+    # --- the HTTP API (Ray Serve; `cidadao api` runs the same app under uvicorn) ----------------------
+    # read endpoints answer without a key (citizens, journalists); false: every request needs one
+    api_public_reads: bool = Field(True, validation_alias=_own("API_PUBLIC_READS"))
+    api_key_cache_ttl: float = Field(10.0, ge=0, validation_alias=_own("API_KEY_CACHE_TTL"))
+    api_max_body_bytes: int = Field(1024 * 1024, ge=1024, validation_alias=_own("API_MAX_BODY_BYTES"))
+    api_request_timeout: float = Field(30.0, gt=0, validation_alias=_own("API_REQUEST_TIMEOUT"))
+    # requests a replica works on at once (arrival to first byte); more are answered 503 at once
+    api_max_in_flight: int = Field(256, ge=1, validation_alias=_own("API_MAX_IN_FLIGHT"))
+    api_default_page_size: int = Field(50, ge=1, validation_alias=_own("API_DEFAULT_PAGE_SIZE"))
+    api_max_page_size: int = Field(500, ge=1, le=10_000, validation_alias=_own("API_MAX_PAGE_SIZE"))
+    api_max_date_range_days: int = Field(3660, ge=1, validation_alias=_own("API_MAX_DATE_RANGE_DAYS"))
+    # token buckets in Redis: requests a minute and the burst, per client address and per API key (0: off)
+    rate_limit_per_minute: float = Field(600.0, ge=0, validation_alias=_own("RATE_LIMIT_PER_MINUTE"))
+    rate_limit_burst: int = Field(100, ge=1, validation_alias=_own("RATE_LIMIT_BURST"))
+    rate_limit_key_per_minute: float = Field(6000.0, ge=0, validation_alias=_own("RATE_LIMIT_KEY_PER_MINUTE"))
+    rate_limit_key_burst: int = Field(1000, ge=1, validation_alias=_own("RATE_LIMIT_KEY_BURST"))
+    # proxies whose X-Forwarded-For names the client (comma-separated addresses; Serve's proxy is local)
+    forwarded_allow_ips: str = Field("127.0.0.1", validation_alias=_own("FORWARDED_ALLOW_IPS"))
+    cors_origins: str = Field("", validation_alias=_own("CORS_ORIGINS"))  # comma-separated; empty: no CORS
+    # brotli quality for bodies compressed per request (cached bodies use COMPRESSION_LEVEL, once)
+    compression_dynamic_level: int = Field(5, ge=0, le=11, validation_alias=_own("COMPRESSION_DYNAMIC_LEVEL"))
+    compression_min_size: int = Field(1024, ge=0, validation_alias=_own("COMPRESSION_MIN_SIZE"))
+    # live progress: a WebSocket sends progress in batches of up to this many events or this window
+    ws_batch_size: int = Field(20, ge=1, le=10_000, validation_alias=_own("WS_BATCH_SIZE"))
+    ws_batch_window: float = Field(0.25, gt=0, le=60, validation_alias=_own("WS_BATCH_WINDOW"))
+    sse_heartbeat: float = Field(5.0, gt=0, validation_alias=_own("SSE_HEARTBEAT"))
+    graphql_max_depth: int = Field(10, ge=1, le=100, validation_alias=_own("GRAPHQL_MAX_DEPTH"))
+    graphql_max_complexity: int = Field(1000, ge=1, validation_alias=_own("GRAPHQL_MAX_COMPLEXITY"))
+    # Ray Serve: the ingress deployment's replicas and their backpressure
+    serve_min_replicas: int = Field(1, ge=1, le=100, validation_alias=_own("SERVE_MIN_REPLICAS"))
+    serve_max_replicas: int = Field(2, ge=1, le=100, validation_alias=_own("SERVE_MAX_REPLICAS"))
+    serve_max_ongoing_requests: int = Field(256, ge=1, validation_alias=_own("SERVE_MAX_ONGOING_REQUESTS"))
+    serve_target_ongoing_requests: float = Field(64.0, gt=0, validation_alias=_own("SERVE_TARGET_ONGOING_REQUESTS"))
+    serve_max_queued_requests: int = Field(512, ge=-1, validation_alias=_own("SERVE_MAX_QUEUED_REQUESTS"))
+    serve_replica_cpus: float = Field(0.5, gt=0, le=64, validation_alias=_own("SERVE_REPLICA_CPUS"))
+
     # --- live sources --------------------------------------------------------------------------
     portal_api_key: SecretStr | None = Field(None, validation_alias=_own("PORTAL_API_KEY"))
     portal_base_url: str = Field(
@@ -151,6 +187,19 @@ class Settings(BaseSettings):
                 f"({self.agent_pool_size}) <= AGENT_POOL_MAX ({self.agent_pool_max})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _serve_replicas(self) -> Settings:
+        if self.serve_min_replicas > self.serve_max_replicas:
+            raise ValueError(
+                f"CIDADAO_SERVE_MIN_REPLICAS ({self.serve_min_replicas}) must not exceed CIDADAO_SERVE_MAX_REPLICAS "
+                f"({self.serve_max_replicas})"
+            )
+        return self
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @field_validator("data_home")
     @classmethod

@@ -9,6 +9,9 @@ Namespaces and their keys (a key's first segment is its namespace, in events and
                     — a page of an organ's contracts               batch holding that organ's contracts
 ``flags``           ``flags:<orgao or *>:<since>:<until>`` — the    ``flags:<orgao>:`` and ``flags:*:`` when
                     flags-by-organ-month projection                an investigation of the organ completes
+``records``         ``records:<kind>:<...>`` — the API's answers:    ``records:`` on every ingest batch and
+                    a contract with its flags, an organ, a          every completed investigation (rare
+                    supplier, a search page                        next to reads: the whole namespace)
 =================  ==============================================  ======================================
 
 ``CACHE_STRATEGY`` picks the tiers: ``multi_tier`` (L1 and Redis), ``redis``, ``memory`` (L1 only) or
@@ -34,7 +37,7 @@ from cidadao.settings import Settings
 
 __all__ = ["FINAL", "NAMESPACES", "CachedReads", "Caches", "generations_name", "split_keys"]
 
-NAMESPACES: Final = ("investigations", "contracts", "flags")
+NAMESPACES: Final = ("investigations", "contracts", "flags", "records")
 FINAL: Final = frozenset({"completed", "failed", "cancelled"})
 
 
@@ -108,12 +111,12 @@ class CachedReads:
         self.pool, self.caches = pool, caches
 
     async def _get(self, namespace: str, key: str, load: Any, compress: bool) -> Entry:
-        if not self.caches.enabled:  # CACHE_STRATEGY=none: every read from Postgres
-            try:
+        if not self.caches.enabled:  # CACHE_STRATEGY=none: every read from Postgres (compressed, if at all, by
+            try:  # the HTTP layer at its per-request level)
                 value = await load()
             except Uncacheable as passing:
                 value = passing.value
-            return make_entry(value, ttl=0.0, compress=compress)
+            return make_entry(value, ttl=0.0)
         return await self.caches[namespace].get(key, load, compress=compress)
 
     async def investigation(self, inv: str, *, compress: bool = False) -> Entry | None:
@@ -149,3 +152,8 @@ class CachedReads:
 
         key = f"{orgao or '*'}:{since or ''}:{until or ''}"
         return await self._get("flags", key, load, compress)
+
+    async def record(self, key: str, load: Any, *, compress: bool = False) -> Entry:
+        """One of the API's answers under ``records:<key>`` (``load`` returns it; raise :class:`Uncacheable` to
+        serve without keeping)."""
+        return await self._get("records", key, load, compress)

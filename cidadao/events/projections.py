@@ -57,10 +57,10 @@ async def apply_flags_by_organ_month(conn: asyncpg.Connection, event: Event, *, 
 
 
 def flags_cache_prefixes(event: Event) -> list[str]:
-    """The cached reads of the projection an ``investigation.completed`` event changes: its organs', and
-    every read across organs."""
+    """The cached reads an ``investigation.completed`` event changes: its organs' projection, every read of it
+    across organs, and the API's records (contracts carry their flags)."""
     organs = sorted({r[0] for r in event.data.get("flags_by_organ_month", [])})
-    return [f"flags:{organ}:" for organ in organs] + ["flags:*:"]
+    return [f"flags:{organ}:" for organ in organs] + ["flags:*:", "records:"]
 
 
 def flags_consumer(

@@ -187,8 +187,9 @@ async def _store_batch(
             "contracts.ingested", key=source, kind=kind, source=source, accepted=inserted + updated,
             rejected=rejected, duplicates=len(batch) - inserted - updated,
         ))  # fmt: skip
-        if kind == "contracts" and inserted + updated:  # the cached pages of these organs' contracts
-            prefixes = [f"contracts:{organ}:" for organ in organs_of(batch)]
+        if inserted + updated:  # the cached pages of these organs' contracts, and the API's records
+            organs = organs_of(batch) if kind == "contracts" else []
+            prefixes = [f"contracts:{organ}:" for organ in organs] + ["records:"]
             await emit(conn, make("cache.invalidate", key=source, prefixes=prefixes))
 
     if kind != "contracts":

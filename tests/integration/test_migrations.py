@@ -49,9 +49,11 @@ async def test_the_seed_indexes_exist(empty_schema: asyncpg.Connection) -> None:
     assert "(status, user_id, created_at DESC)" in defs["investigations_status_user_created_idx"]
     assert "WHERE (status = ANY" in defs["investigations_active_idx"]
     assert "USING gin (raw jsonb_path_ops)" in defs["contracts_raw_gin"]
-    assert "(orgao_codigo, signed_on)" in defs["contracts_orgao_signed_idx"]
-    assert "(supplier_document)" in defs["contracts_supplier_idx"]
-    assert "(object_class, signed_on)" in defs["contracts_class_idx"]
+    # the seed's (orgao_codigo, signed_on), (supplier_document) and (object_class, signed_on), widened by 0008 with
+    # the columns the API's keyset pages sort on
+    assert "(orgao_codigo, signed_on, id)" in defs["contracts_orgao_signed_id_idx"]
+    assert "(supplier_document, signed_on, id)" in defs["contracts_supplier_signed_id_idx"]
+    assert "(object_class, signed_on, id)" in defs["contracts_class_signed_id_idx"]
 
 
 async def test_a_changed_migration_is_refused(empty_schema: asyncpg.Connection) -> None:

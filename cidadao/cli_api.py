@@ -1,0 +1,109 @@
+"""``cidadao keys`` (the API's keys) and ``cidadao api`` (the API under plain uvicorn)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["register"]
+
+keys_app = typer.Typer(help="The HTTP API's keys: hashed at rest, each with scopes.", no_args_is_help=True)
+_err = Console(stderr=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(keys_app, name="keys")
+    app.command("api")(api)
+
+
+def _stores() -> tuple[Any, str]:
+    from cidadao.cli import _run, _settings
+    from cidadao.storage.database import prepare_stores
+
+    settings = _settings()
+    return settings, _run(prepare_stores(settings)).endpoints.database_url
+
+
+async def _with_conn(url: str, work: Any) -> Any:
+    from cidadao.storage.postgres import connect
+
+    conn = await connect(url)
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    scope: Annotated[list[str], typer.Option("--scope", help="read, investigate or admin; repeat for more.")],
+    expires_days: Annotated[int | None, typer.Option(min=1, help="Expire after N days (default: never).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Make a key and print it — once: only its hash is kept."""
+    from cidadao.cli import _emit_json, _fail, _run
+    from cidadao.errors import CidadaoError
+    from cidadao.web.keys import create_key
+
+    _, url = _stores()
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    try:
+        raw, record = _run(_with_conn(url, lambda c: create_key(c, name, scope, expires_at=expires)))
+    except CidadaoError as exc:
+        _fail(str(exc))
+    if as_json:
+        _emit_json({"key": raw, **record.as_dict()})
+        return
+    typer.echo(raw)
+    _err.print(f"key {record.id} ({', '.join(sorted(record.scopes))}) for {record.name!r}: "
+               "keep it now, it cannot be shown again")  # fmt: skip
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Every key: id, name, scopes, dates (never the secret)."""
+    from cidadao.cli import _emit_json, _run
+    from cidadao.web.keys import list_keys
+
+    _, url = _stores()
+    records = _run(_with_conn(url, list_keys))
+    if as_json:
+        _emit_json({"keys": [r.as_dict() for r in records]})
+        return
+    table = Table("id", "name", "scopes", "created", "expires", "revoked", "last used")
+    for r in records:
+        table.add_row(r.id, r.name, ",".join(sorted(r.scopes)),
+                      *(f"{d:%Y-%m-%d %H:%M}" if d else "-" for d in (r.created_at, r.expires_at, r.revoked_at,
+                                                                      r.last_used_at)))  # fmt: skip
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (or the whole key).")]) -> None:
+    """Revoke a key; every replica refuses it within CIDADAO_API_KEY_CACHE_TTL seconds."""
+    from cidadao.cli import _fail, _run
+    from cidadao.web.keys import revoke_key
+
+    settings, url = _stores()
+    if not _run(_with_conn(url, lambda c: revoke_key(c, key_id))):
+        _fail(f"no valid key {key_id!r}", code=1)
+    typer.echo(f"revoked {key_id}; refused everywhere within {settings.api_key_cache_ttl:g} s")
+
+
+def api(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes.")] = 1,
+    port: Annotated[int | None, typer.Option(help="Port (default CIDADAO_PORT).")] = None,
+) -> None:
+    """The HTTP API under plain uvicorn, without Ray (the benchmark's baseline; `cidadao up` serves it on Ray
+    Serve). Binds CIDADAO_HOST."""
+    import uvicorn
+
+    settings, _ = _stores()
+    typer.echo(f"api: http://{settings.host}:{port or settings.port} (uvicorn, {workers} worker(s)); docs at /docs")
+    uvicorn.run("deployments.api.asgi:app", factory=True, host=settings.host, port=port or settings.port,
+                workers=workers, log_level="warning", access_log=False, lifespan="on")  # fmt: skip

@@ -1,0 +1,197 @@
+"""``/api/v1/investigations``: start (202 + ``Location``, ``Idempotency-Key``), read, cancel, and follow live —
+server-sent events or a WebSocket that sends progress in batches.
+
+Starting one only queues it (the command writes the row and its event in one transaction); the agents of
+``cidadao up`` take it from the queue. A watcher is told the investigation's state when it connects, on every
+change, and last its final state, after which the stream ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response, StreamingResponse
+
+from cidadao.commands import CancelInvestigation, StartInvestigation, cancel_investigation, start_investigation
+from cidadao.observability import MessageRate
+from cidadao.storage.queue import IdempotencyConflict
+from cidadao.web.keys import ApiKey
+from cidadao.web.problems import Problem
+from deployments.api.gate import require
+from deployments.api.progress import FINAL, snapshot
+from deployments.api.responses import JSONBody, entry_response, json_bytes
+
+__all__ = ["router", "ws_router"]
+
+router = APIRouter(prefix="/api/v1/investigations")
+ws_router = APIRouter(prefix="/api/v1/ws")
+
+Investigator = Annotated[ApiKey | None, Depends(require("investigate"))]
+IdempotencyKey = Annotated[str | None, Header(min_length=1, max_length=200, alias="Idempotency-Key")]
+
+
+class InvestigationRequest(BaseModel):
+    """What to investigate: one organ (or every organ), optionally one year."""
+
+    model_config = ConfigDict(extra="forbid")
+    orgao: str | None = Field(None, pattern=r"^(\d{5}|\d{14})$", description="SIAFI code or CNPJ; omit for all")
+    year: int | None = Field(None, ge=1990, le=2100)
+    split: Literal["auto", "organ", "none"] = "auto"
+
+
+@router.post("", status_code=202, summary="Start an investigation (queued; follow it at Location)")
+async def start(
+    request: Request, body: InvestigationRequest, key: Investigator, idempotency_key: IdempotencyKey = None
+) -> Response:  # fmt: skip
+    services = request.app.state.services
+    cmd = StartInvestigation(orgao=body.orgao, year=body.year, split=body.split,
+                             user_id=key.id if key else None, idempotency_key=idempotency_key)  # fmt: skip
+    try:
+        async with services.pool.acquire() as conn, services.reads_pool.acquire() as reads:
+            out = await start_investigation(conn, cmd, reads=reads)
+    except IdempotencyConflict as exc:
+        raise Problem(409, str(exc), field="header.Idempotency-Key") from None
+    location = f"/api/v1/investigations/{out['id']}"
+    headers = {"Location": location}
+    if not out["created"]:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONBody({**out, "location": location}, status_code=202, headers=headers)
+
+
+def _uuid(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise Problem(422, f"{value[:80]!r} is not a UUID", field="path.investigation_id") from None
+
+
+@router.get("/{investigation_id}", summary="An investigation's status, progress and summary",
+            dependencies=[Depends(require("read"))])  # fmt: skip
+async def get(request: Request, investigation_id: str) -> Response:
+    inv = _uuid(investigation_id)
+    entry = await request.app.state.services.reads.investigation(str(inv), compress=True)
+    if entry is None:
+        raise Problem(404, f"no investigation {inv}")
+    return entry_response(request, entry, minimum_size=request.app.state.settings.compression_min_size)
+
+
+@router.delete("/{investigation_id}", summary="Cancel an investigation (and its partitions)")
+async def cancel(request: Request, investigation_id: str, _: Investigator) -> Response:
+    inv = _uuid(investigation_id)
+    async with request.app.state.services.pool.acquire() as conn:
+        status = await cancel_investigation(conn, CancelInvestigation(investigation_id=inv))
+    if status is None:
+        raise Problem(404, f"no investigation {inv}")
+    if status in ("completed", "failed"):
+        raise Problem(409, f"investigation {inv} already {status}", extra={"status": status})
+    await request.app.state.services.caches.invalidate(keys=[f"investigations:{inv}"])
+    return JSONBody({"id": str(inv), "status": status})
+
+
+async def _changes(request: Request | WebSocket, inv: uuid.UUID, heartbeat: float) -> AsyncIterator[dict[str, Any]]:
+    """The investigation's state now, then each time it changes, ending with a final one. An empty dict is a
+    heartbeat (nothing changed for ``heartbeat`` seconds)."""
+    services = request.app.state.services
+    async with services.progress.watch(inv) as wake:
+        last: dict[str, Any] | None = None
+        while True:
+            snap = await snapshot(services.pool, inv)
+            if snap is None:
+                raise Problem(404, f"no investigation {inv}")
+            if snap != last:
+                last = snap
+                yield snap
+                if snap["status"] in FINAL:
+                    return
+            try:
+                await asyncio.wait_for(wake.get(), timeout=heartbeat)
+                while not wake.empty():  # a burst of events: one read of the row
+                    wake.get_nowait()
+            except TimeoutError:
+                yield {}
+
+
+@router.get("/{investigation_id}/events", summary="Progress as server-sent events, until it ends",
+            response_class=StreamingResponse, dependencies=[Depends(require("read"))])  # fmt: skip
+async def events(request: Request, investigation_id: str) -> Response:
+    inv = _uuid(investigation_id)
+    changes = _changes(request, inv, request.app.state.settings.sse_heartbeat)
+    first = await anext(changes)  # a missing investigation is a 404, before the stream starts
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield _sse(first)
+        async for snap in changes:
+            if await request.is_disconnected():
+                return
+            yield _sse(snap)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+def _sse(snap: dict[str, Any]) -> bytes:
+    if not snap:
+        return b": heartbeat\n\n"
+    kind = snap["status"] if snap["status"] in FINAL else "progress"
+    return b"event: " + kind.encode() + b"\ndata: " + json_bytes(snap) + b"\n\n"
+
+
+@ws_router.websocket("/investigations/{investigation_id}")
+async def progress_socket(websocket: WebSocket, investigation_id: str) -> None:
+    """Progress in batches: every change within ``WS_BATCH_WINDOW`` seconds (at most ``WS_BATCH_SIZE``) goes in
+    one message, ``{"investigation_id", "events": [...], "final": bool}``; the socket closes after the final
+    state (1000), on an unknown investigation (4404) or a malformed id (4422)."""
+    settings = websocket.app.state.settings
+    if not settings.api_public_reads and getattr(websocket.state, "api_key", None) is None:
+        await websocket.close(code=4401, reason="this needs an API key with the 'read' scope")
+        return
+    try:
+        inv = uuid.UUID(investigation_id)
+    except ValueError:
+        await websocket.close(code=4422, reason="the investigation id is not a UUID")
+        return
+    await websocket.accept()
+    sent, received = MessageRate("out"), MessageRate("in")
+    batch: list[dict[str, Any]] = []
+    window_end: float | None = None
+    changes = _changes(websocket, inv, min(settings.ws_batch_window, settings.sse_heartbeat))
+    listener = asyncio.create_task(_drain(websocket, received), name="ws-drain")
+    try:
+        async for snap in changes:
+            if listener.done():  # the client went away
+                return
+            if snap:
+                batch.append(snap)
+                window_end = window_end or time.monotonic() + settings.ws_batch_window
+            final = bool(snap) and snap["status"] in FINAL
+            due = window_end is not None and time.monotonic() >= window_end
+            if batch and (final or due or len(batch) >= settings.ws_batch_size):
+                await websocket.send_bytes(json_bytes({"investigation_id": str(inv), "events": batch, "final": final}))
+                sent.message()
+                batch, window_end = [], None
+        await websocket.close(code=1000)
+    except Problem:
+        await websocket.close(code=4404, reason=f"no investigation {inv}")
+    except WebSocketDisconnect:
+        return
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await listener
+
+
+async def _drain(websocket: WebSocket, received: MessageRate) -> None:
+    """Read (and count) what the client sends, so a close from its side is seen."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            received.message()
