@@ -96,4 +96,5 @@ def deployment_options(settings: Settings) -> dict[str, Any]:
 
 def app_builder(args: IngressArgs) -> Application:
     """The application ``serve deploy serve_config.yaml`` imports (``deployments.ingress:app_builder``)."""
-    return serve.deployment(ApiIngress).options(**deployment_options(get_settings())).bind(args)
+    deployment = serve.deployment(**deployment_options(get_settings()))(ApiIngress)
+    return deployment.bind(args)

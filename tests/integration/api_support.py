@@ -23,7 +23,7 @@ from deployments.api.app import create_app
 from deployments.api.services import StoreUrls
 from tests.helpers import eventually
 
-__all__ = ["ApiServer", "api_settings", "ingest_demo", "make_key", "serve_api"]
+__all__ = ["ApiServer", "api_settings", "ingest_demo", "make_key", "serve_api", "serve_asgi"]
 
 
 def api_settings(base: Settings, **overrides: Any) -> Settings:
@@ -52,28 +52,32 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def serve_api(settings: Settings, urls: StoreUrls) -> AsyncIterator[ApiServer]:
-    """The app under uvicorn (lifespan on, so its stores open and close as in production) until the block ends."""
-    app = create_app(settings, urls)
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """``app`` under uvicorn (lifespan on, as in production) on a free loopback port until the block ends."""
     sock = socket.create_server(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-    server = _Server(config)
+    server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await eventually(lambda: server.started or task.done(), "uvicorn to start")
         if task.done():
             task.result()
-        yield ApiServer(f"http://127.0.0.1:{port}", app)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
         sock.close()
 
 
-async def ingest_demo(
-    database_url: str, redis_url: str, settings: Settings, out: Path, n: int, seed: int = 11
-) -> None:
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings, urls: StoreUrls) -> AsyncIterator[ApiServer]:
+    """The API app served by :func:`serve_asgi`: its stores open and close with it."""
+    app = create_app(settings, urls)
+    async with serve_asgi(app) as url:
+        yield ApiServer(url, app)
+
+
+async def ingest_demo(database_url: str, redis_url: str, settings: Settings, out: Path, n: int, seed: int = 11) -> None:
     """An empty database, then ``n`` synthetic contracts in the Portal's format (organs, suppliers, CEIS)."""
     conn = await asyncpg.connect(database_url)
     try:

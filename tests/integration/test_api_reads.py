@@ -4,7 +4,6 @@ pages against the database's own answer, bad input refused naming the field, pro
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -69,9 +68,7 @@ async def test_contract_search_pages_through_every_match_once_newest_first(
 ) -> None:
     organ = await pg.fetchval("SELECT orgao_codigo FROM contracts GROUP BY 1 ORDER BY count(*) DESC LIMIT 1")
     got = await _all_pages(api, "/api/v1/contracts", {"orgao": organ, "limit": 37}, "contracts")
-    want = await pg.fetch(
-        "SELECT id FROM contracts WHERE orgao_codigo = $1 ORDER BY signed_on DESC, id DESC", organ
-    )
+    want = await pg.fetch("SELECT id FROM contracts WHERE orgao_codigo = $1 ORDER BY signed_on DESC, id DESC", organ)
     assert [c["id"] for c in got] == [r["id"] for r in want] and len(got) > 37
 
 
@@ -141,8 +138,11 @@ async def test_a_contract_with_its_flags_and_the_records_around_it(api: ApiServe
         sanctioned = await pg.fetchval("SELECT document FROM sanctions WHERE document IN (SELECT document FROM "
                                        "suppliers) ORDER BY document LIMIT 1")  # fmt: skip
         s = (await client.get(f"/api/v1/suppliers/{sanctioned}")).json()
-        assert s["document"] == sanctioned and s["sanctions"] and s["totals"]["contracts"] == len(
-            await pg.fetch("SELECT 1 FROM contracts WHERE supplier_document = $1", sanctioned)
+        assert (
+            s["document"] == sanctioned
+            and s["sanctions"]
+            and s["totals"]["contracts"]
+            == len(await pg.fetch("SELECT 1 FROM contracts WHERE supplier_document = $1", sanctioned))
         )
         for path, detail in (("/api/v1/contracts/999999999", "no contract"), ("/api/v1/organs/00000", "no organ"),
                              ("/api/v1/suppliers/00000000000000", "no supplier")):  # fmt: skip
@@ -155,7 +155,9 @@ async def test_a_contract_with_its_flags_and_the_records_around_it(api: ApiServe
 
 async def test_organ_and_supplier_lists_page_by_code(api: ApiServer, pg: asyncpg.Connection) -> None:
     organs = await _all_pages(api, "/api/v1/organs", {"limit": 7}, "organs")
-    assert [o["codigo"] for o in organs] == [r["codigo"] for r in await pg.fetch("SELECT codigo FROM organs ORDER BY 1")]
+    assert [o["codigo"] for o in organs] == [
+        r["codigo"] for r in await pg.fetch("SELECT codigo FROM organs ORDER BY 1")
+    ]
     sanctioned = await _all_pages(api, "/api/v1/suppliers", {"limit": 50, "sanctioned": "true"}, "suppliers")
     want = await pg.fetch("SELECT document FROM suppliers s WHERE EXISTS (SELECT 1 FROM sanctions x WHERE "
                           "x.document = s.document) ORDER BY 1")  # fmt: skip
