@@ -101,8 +101,9 @@ class InFlightLimit:
             if scope["type"] == "http":
                 detail = f"the server is at capacity ({self.limit} requests in flight); retry after the delay given"
                 await send_problem(send, 503, detail, headers={"Retry-After": self.retry_after})
-            else:
-                await send({"type": "websocket.close", "code": 1013, "reason": "at capacity; retry later"})
+            elif (await receive())["type"] == "websocket.connect":  # accepted, then closed: 4000 + 503
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 4503, "reason": "at capacity; retry later"})
             return
         self.in_flight += 1
         API_IN_FLIGHT.set(self.in_flight)

@@ -82,7 +82,7 @@ class Gate:
         if raw is not None:
             key = await services.keys.verify(raw)
             if key is None:
-                await self._refuse(scope, send, 401, "the API key is not valid (unknown, revoked or expired)",
+                await self._refuse(scope, receive, send, 401, "the API key is not valid (unknown, revoked or expired)",
                                    field="header.Authorization", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
                 return
         s = self.settings
@@ -98,7 +98,7 @@ class Gate:
             )
         if not decision.allowed:
             who = f"API key {key.id}" if key else "this client address"
-            await self._refuse(scope, send, 429, f"rate limit of {who} reached; retry after "
+            await self._refuse(scope, receive, send, 429, f"rate limit of {who} reached; retry after "
                                f"{decision.retry_after_s} s", headers=decision.headers())  # fmt: skip
             return
         scope.setdefault("state", {})["api_key"] = key
@@ -112,10 +112,12 @@ class Gate:
         await self.app(scope, receive, sending)
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, status: int, detail: str, *, field: str | None = None,
-                      headers: dict[str, str] | None = None) -> None:  # fmt: skip
-        if scope["type"] == "websocket":  # before accept: an HTTP answer (ASGI websocket.http.response is optional)
-            await send({"type": "websocket.close", "code": 1008, "reason": detail[:120]})
+    async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detail: str, *,
+                      field: str | None = None, headers: dict[str, str] | None = None) -> None:  # fmt: skip
+        if scope["type"] == "websocket":  # accepted, then closed with 4000 + the HTTP status and the reason
+            if (await receive())["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": 4000 + status, "reason": detail[:120]})
             return
         await send_problem(send, status, detail, field=field, headers=headers)
 

@@ -147,8 +147,10 @@ def _sse(snap: dict[str, Any]) -> bytes:
 async def progress_socket(websocket: WebSocket, investigation_id: str) -> None:
     """Progress in batches: every change within ``WS_BATCH_WINDOW`` seconds (at most ``WS_BATCH_SIZE``) goes in
     one message, ``{"investigation_id", "events": [...], "final": bool}``; the socket closes after the final
-    state (1000), on an unknown investigation (4404) or a malformed id (4422)."""
+    state (1000), on an unknown investigation (4404), a malformed id (4422), a missing key (4401). The gate's
+    refusals are 4401 (invalid key) and 4429 (rate limit)."""
     settings = websocket.app.state.settings
+    await websocket.accept()  # refusals below are close codes with a reason, which every client can read
     if not settings.api_public_reads and getattr(websocket.state, "api_key", None) is None:
         await websocket.close(code=4401, reason="this needs an API key with the 'read' scope")
         return
@@ -157,7 +159,6 @@ async def progress_socket(websocket: WebSocket, investigation_id: str) -> None:
     except ValueError:
         await websocket.close(code=4422, reason="the investigation id is not a UUID")
         return
-    await websocket.accept()
     sent, received = MessageRate("out"), MessageRate("in")
     batch: list[dict[str, Any]] = []
     window_end: float | None = None
