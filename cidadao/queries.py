@@ -22,6 +22,8 @@ from cidadao.errors import CommandError
 from cidadao.storage import queue
 
 __all__ = [
+    "CONTRACT_COLUMNS",
+    "SUPPLIER_COLUMNS",
     "ContractSearch",
     "contract",
     "contracts_of",
@@ -94,7 +96,7 @@ async def contracts_of(
 # Every search pages by keyset (a cursor naming the last row seen), never by OFFSET: page 1,000 costs what page 1
 # costs. Filters are bound parameters; only the fixed SQL fragments below are ever concatenated.
 
-_CONTRACT_COLUMNS: Final = """c.id, c.source, c.source_id, c.numero, c.objeto, c.object_class, c.modalidade,
+CONTRACT_COLUMNS: Final = """c.id, c.source, c.source_id, c.numero, c.objeto, c.object_class, c.modalidade,
     c.situacao, c.signed_on::text AS signed_on, c.starts_on::text AS starts_on, c.ends_on::text AS ends_on,
     c.initial_value::float8 AS initial_value, c.final_value::float8 AS final_value, c.supplier_document,
     c.supplier_name, c.ug_codigo, c.orgao_codigo, c.uf"""
@@ -175,7 +177,7 @@ async def search_contracts(
         except ValueError:
             raise CommandError("cursor", "is not a cursor this API gave") from None
         where.append(f"(c.signed_on, c.id) < ({bind(signed_on)}, {bind(last_id)})")
-    sql = f"""SELECT {_CONTRACT_COLUMNS} FROM contracts c {"WHERE " + " AND ".join(where) if where else ""}
+    sql = f"""SELECT {CONTRACT_COLUMNS} FROM contracts c {"WHERE " + " AND ".join(where) if where else ""}
                ORDER BY c.signed_on DESC, c.id DESC LIMIT {bind(limit + 1)}"""
     rows = [dict(r) for r in await conn.fetch(sql, *args)]
     page, more = rows[:limit], len(rows) > limit
@@ -185,7 +187,7 @@ async def search_contracts(
 
 async def contract(conn: asyncpg.Connection, contract_id: int) -> dict[str, Any] | None:
     """One contract with its flags (each flag's latest finding) and its supplier's active sanctions."""
-    row = await conn.fetchrow(f"SELECT {_CONTRACT_COLUMNS} FROM contracts c WHERE c.id = $1", contract_id)
+    row = await conn.fetchrow(f"SELECT {CONTRACT_COLUMNS} FROM contracts c WHERE c.id = $1", contract_id)
     if row is None:
         return None
     out = dict(row)
@@ -242,7 +244,7 @@ async def organ(conn: asyncpg.Connection, codigo: str) -> dict[str, Any] | None:
     return out
 
 
-_SUPPLIER_COLUMNS: Final = """s.document, s.kind, s.name, s.legal_name, s.opening_date::text AS opening_date,
+SUPPLIER_COLUMNS: Final = """s.document, s.kind, s.name, s.legal_name, s.opening_date::text AS opening_date,
     s.registry_status"""
 
 
@@ -251,7 +253,7 @@ async def suppliers(
 ) -> dict[str, Any]:
     after = decode_cursor(cursor, (str,))[0] if cursor else None
     rows = await conn.fetch(
-        f"""SELECT {_SUPPLIER_COLUMNS} FROM suppliers s
+        f"""SELECT {SUPPLIER_COLUMNS} FROM suppliers s
              WHERE ($1::text IS NULL OR s.document > $1)
                AND ($2::bool IS NULL OR EXISTS (SELECT 1 FROM sanctions x WHERE x.document = s.document) = $2)
              ORDER BY s.document LIMIT $3""",
@@ -264,7 +266,7 @@ async def suppliers(
 async def supplier(conn: asyncpg.Connection, document: str, *, contracts: int = 20) -> dict[str, Any] | None:
     """A supplier with its newest contracts (``contracts`` of them; the rest through the contract search),
     its totals and its sanctions (CEIS/CNEP)."""
-    row = await conn.fetchrow(f"SELECT {_SUPPLIER_COLUMNS} FROM suppliers s WHERE s.document = $1", document)
+    row = await conn.fetchrow(f"SELECT {SUPPLIER_COLUMNS} FROM suppliers s WHERE s.document = $1", document)
     if row is None:
         return None
     out = dict(row)

@@ -25,6 +25,7 @@ from cidadao.web.limits import BodyLimit, Deadline, InFlightLimit
 from cidadao.web.problems import install_problem_handlers, problem_response
 from deployments.api import batch, investigations, rest
 from deployments.api.gate import Gate
+from deployments.api.graphql import graphql_router
 from deployments.api.responses import JSONBody
 from deployments.api.services import ApiServices, StoreUrls
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -
     for module in (rest, investigations, batch):
         app.include_router(module.router)
     app.include_router(investigations.ws_router)
+    app.include_router(graphql_router(settings))
 
     @app.get("/health/live", summary="The process answers", tags=["health"])
     async def live() -> Response:
