@@ -65,17 +65,10 @@ async def start(
     return JSONBody({**out, "location": location}, status_code=202, headers=headers)
 
 
-def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise Problem(422, f"{value[:80]!r} is not a UUID", field="path.investigation_id") from None
-
-
 @router.get("/{investigation_id}", summary="An investigation's status, progress and summary",
             dependencies=[Depends(require("read"))])  # fmt: skip
-async def get(request: Request, investigation_id: str) -> Response:
-    inv = _uuid(investigation_id)
+async def get(request: Request, investigation_id: uuid.UUID) -> Response:
+    inv = investigation_id
     entry = await request.app.state.services.reads.investigation(str(inv), compress=True)
     if entry is None:
         raise Problem(404, f"no investigation {inv}")
@@ -83,8 +76,8 @@ async def get(request: Request, investigation_id: str) -> Response:
 
 
 @router.delete("/{investigation_id}", summary="Cancel an investigation (and its partitions)")
-async def cancel(request: Request, investigation_id: str, _: Investigator) -> Response:
-    inv = _uuid(investigation_id)
+async def cancel(request: Request, investigation_id: uuid.UUID, _: Investigator) -> Response:
+    inv = investigation_id
     async with request.app.state.services.pool.acquire() as conn:
         status = await cancel_investigation(conn, CancelInvestigation(investigation_id=inv))
     if status is None:
@@ -120,8 +113,8 @@ async def _changes(request: Request | WebSocket, inv: uuid.UUID, heartbeat: floa
 
 @router.get("/{investigation_id}/events", summary="Progress as server-sent events, until it ends",
             response_class=StreamingResponse, dependencies=[Depends(require("read"))])  # fmt: skip
-async def events(request: Request, investigation_id: str) -> Response:
-    inv = _uuid(investigation_id)
+async def events(request: Request, investigation_id: uuid.UUID) -> Response:
+    inv = investigation_id
     changes = _changes(request, inv, request.app.state.settings.sse_heartbeat)
     first = await anext(changes)  # a missing investigation is a 404, before the stream starts
 

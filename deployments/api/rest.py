@@ -27,6 +27,7 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("read"))])
 Organ = Annotated[str, Query(pattern=r"^(\d{5}|\d{14})$", description="SIAFI code (5 digits) or CNPJ (14)")]
 Document = Annotated[str, Query(pattern=r"^(\d{11}|\d{14})$", description="CNPJ (14 digits) or CPF (11)")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next` of the previous page")]
+Limit = Annotated[int | None, Query(ge=1, le=10_000, description="page size (at most CIDADAO_API_MAX_PAGE_SIZE)")]
 Severity = Literal["low", "medium", "high"]  # cidadao.redflags.base.SEVERITIES
 
 
@@ -73,7 +74,7 @@ async def contracts(
     value_min: Annotated[float | None, Query(ge=0, le=1e13)] = None,
     value_max: Annotated[float | None, Query(ge=0, le=1e13)] = None,
     cursor: Cursor = None,
-    limit: Annotated[int | None, Query()] = None,
+    limit: Limit = None,
 ) -> Response:
     search = queries.ContractSearch(orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max)
     search.check(request.app.state.settings.api_max_date_range_days)
@@ -91,7 +92,7 @@ async def contract(request: Request, contract_id: Annotated[int, Path(ge=1, le=2
 
 
 @router.get("/organs", summary="Organs by code (cursor pages)")
-async def organs(request: Request, cursor: Cursor = None, limit: Annotated[int | None, Query()] = None) -> Response:
+async def organs(request: Request, cursor: Cursor = None, limit: Limit = None) -> Response:
     n = _limit(request, limit)
     if cursor is not None:
         queries.decode_cursor(cursor, (str,))
@@ -107,7 +108,7 @@ async def organ(request: Request, codigo: Annotated[str, Path(pattern=r"^(\d{5}|
 @router.get("/suppliers", summary="Suppliers by document (cursor pages)")
 async def suppliers(
     request: Request, sanctioned: bool | None = None, cursor: Cursor = None,
-    limit: Annotated[int | None, Query()] = None,
+    limit: Limit = None,
 ) -> Response:  # fmt: skip
     n = _limit(request, limit)
     if cursor is not None:
@@ -130,7 +131,7 @@ async def flags(
     severity: Severity | None = None,
     orgao: Organ | None = None,
     cursor: Cursor = None,
-    limit: Annotated[int | None, Query()] = None,
+    limit: Limit = None,
 ) -> Response:
     n = _limit(request, limit)
     if cursor is not None:
