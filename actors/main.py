@@ -19,9 +19,13 @@ from pipelines.runtime import RayInfo, start_ray
 __all__ = ["investigate_once", "run_agents"]
 
 
-def run_agents(settings: Settings, echo: Callable[[str], None]) -> None:
+def run_agents(
+    settings: Settings, echo: Callable[[str], None], *, start_api: Callable[[], list[str]] | None = None,
+    stop_api: Callable[[], None] | None = None,
+) -> None:  # fmt: skip
     """``cidadao up``'s foreground: Ray (local with its dashboard, or ``CIDADAO_RAY_ADDRESS``), the agent pool,
-    the investigation loops; until Ctrl-C or SIGTERM, then everything stopped in order."""
+    the investigation loops and — ``start_api`` (it returns lines to print) — the HTTP API; until Ctrl-C or
+    SIGTERM, then everything stopped in order (``stop_api`` first)."""
     import ray
 
     info = start_ray(
@@ -39,13 +43,16 @@ def run_agents(settings: Settings, echo: Callable[[str], None]) -> None:
             echo(f"ray auth: token required; `ray get-auth-token` prints it ({where})")
         else:
             echo("ray auth: OFF (RAY_AUTH_MODE is not token): anyone who reaches Ray's ports can run code")
-        asyncio.run(_serve(settings, info, echo))
+        asyncio.run(_serve(settings, info, echo, start_api, stop_api))
     finally:
         ray.shutdown()
         echo("stopped: agents, ray")
 
 
-async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None]) -> None:
+async def _serve(
+    settings: Settings, info: RayInfo, echo: Callable[[str], None], start_api: Callable[[], list[str]] | None,
+    stop_api: Callable[[], None] | None,
+) -> None:  # fmt: skip
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,12 +75,17 @@ async def _serve(settings: Settings, info: RayInfo, echo: Callable[[str], None])
         if info.metrics_url:
             echo(f"metrics: {info.metrics_url} (Ray's exporter: the agents' metrics, prefixed ray_)")
         echo("metrics: scrape both with deploy/prometheus/prometheus.yml; dashboards in deploy/grafana/")
+        if start_api is not None:
+            for line in await asyncio.to_thread(start_api):
+                echo(line)
         if runtime.resumed:
             echo(f"resumed: {len(runtime.resumed)} investigations a stopped runtime had left running")
         echo("ready; press Ctrl-C to stop")
         await stop.wait()
         echo("stopping: agents finish nothing new; running investigations resume at the next start")
     finally:
+        if start_api is not None and stop_api is not None:
+            await asyncio.to_thread(stop_api)
         await runtime.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -158,9 +158,18 @@ def up(
     settings = _settings()
 
     def serve() -> None:
-        from actors.main import run_agents
+        from cidadao.storage.servers import ensure_stores
+        from deployments.ingress import IngressArgs
+        from deployments.serving import run_up_with_api
 
-        run_agents(settings, typer.echo)
+        ep = ensure_stores(settings)  # already up: where they are, for the API's replicas
+        # an embedded store's URL (no secret in it) is handed to the replicas; an external one they read from
+        # the environment, as this process did
+        args = IngressArgs(
+            database_url=ep.database_url if ep.postgres_embedded else None,
+            redis_url=ep.redis_url if ep.redis_embedded else None,
+        )
+        run_up_with_api(settings, typer.echo, args)
 
     try:
         run_up(settings, demo=demo, seed=seed, detach=detach, echo=typer.echo, serve=serve)

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
     serve_target_ongoing_requests: float = Field(64.0, gt=0, validation_alias=_own("SERVE_TARGET_ONGOING_REQUESTS"))
     serve_max_queued_requests: int = Field(512, ge=-1, validation_alias=_own("SERVE_MAX_QUEUED_REQUESTS"))
     serve_replica_cpus: float = Field(0.5, gt=0, le=64, validation_alias=_own("SERVE_REPLICA_CPUS"))
+    # `cidadao up` serves the API (false: the agents only)
+    api_enabled: bool = Field(True, validation_alias=_own("API_ENABLED"))
+    # Serve's front: its Python proxy actor, or HAProxy with direct ingress to the replicas (deployments/serving.py)
+    serve_proxy: Literal["python", "haproxy"] = Field("python", validation_alias=_own("SERVE_PROXY"))
+    serve_haproxy_threads: int = Field(1, ge=1, le=64, validation_alias=_own("SERVE_HAPROXY_THREADS"))
+    serve_fallback_port: int = Field(8500, ge=1, le=65535, validation_alias=_own("SERVE_FALLBACK_PORT"))
 
     # --- live sources --------------------------------------------------------------------------
     portal_api_key: SecretStr | None = Field(None, validation_alias=_own("PORTAL_API_KEY"))

@@ -1,0 +1,94 @@
+"""Putting the API on Ray Serve: the proxy's mode, the deployment, and ``cidadao up`` with the API.
+
+Two proxies (``CIDADAO_SERVE_PROXY``):
+
+``python``   Serve's own proxy actor on ``CIDADAO_HOST:CIDADAO_PORT``; every request crosses it to a replica.
+``haproxy``  Serve's HAProxy front (``RAY_SERVE_ENABLE_HA_PROXY``, with direct ingress: each replica runs its
+             own HTTP server and HAProxy forwards to it) plus ``RAY_SERVE_THROUGHPUT_OPTIMIZED``. HAProxy's
+             stats and Prometheus listeners are pinned by Serve to every interface on fixed ports; Serve offers
+             no setting for them, so ``cidadao up`` runs it through :mod:`deployments.haproxy_wrapper`, which
+             rewrites those binds to ``CIDADAO_HOST`` before HAProxy starts, and sends HAProxy's per-request
+             log to a socket nobody reads instead of ``127.0.0.1:514``.
+
+Both must be chosen before Ray starts (the controller and the proxies read them once, at import): the
+variables go into the environment the local cluster inherits. A joined cluster keeps the mode it was started
+with (start it with the variables :func:`proxy_env` gives).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from cidadao.settings import Settings
+from deployments.ingress import APP_NAME, IngressArgs, app_builder
+
+__all__ = ["deploy", "proxy_env", "run_up_with_api", "undeploy"]
+
+
+def proxy_env(settings: Settings) -> dict[str, str]:
+    """The environment variables Serve's processes must start with for ``CIDADAO_SERVE_PROXY``."""
+    if settings.serve_proxy != "haproxy":
+        return {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
+    run_dir = settings.data_home / "haproxy"
+    return {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_HAPROXY_NBTHREAD": str(settings.serve_haproxy_threads),
+        "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+        "RAY_SERVE_HAPROXY_LOG_TARGET": str(run_dir / "discarded-log.sock"),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
+        "RAY_SERVE_HAPROXY_BINARY_PATH": str(_wrapper(run_dir)),
+        "CIDADAO_HAPROXY_BIND_HOST": settings.host,
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.serve_fallback_port),
+    }
+
+
+def _wrapper(run_dir: Path) -> Path:
+    """An executable that runs :mod:`deployments.haproxy_wrapper` with this interpreter."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / "haproxy"
+    script = f'#!/bin/sh\nexec {sys.executable} -m deployments.haproxy_wrapper "$@"\n'
+    if not path.exists() or path.read_text() != script:
+        path.write_text(script)
+        path.chmod(0o755)
+    return path
+
+
+def deploy(settings: Settings, args: IngressArgs) -> str:
+    """Start Serve (on ``CIDADAO_HOST:CIDADAO_PORT``) and the API application; its URL once it is healthy."""
+    from ray import serve
+
+    serve.start(
+        http_options={
+            "host": settings.host, "port": settings.port,
+            # Serve's own limit comes after the app's (504 problem at CIDADAO_API_REQUEST_TIMEOUT)
+            "request_timeout_s": settings.api_request_timeout + 5.0,
+        },
+        logging_config={"enable_access_log": False, "log_level": settings.log_level},
+    )  # fmt: skip
+    serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
+    return f"http://{settings.host}:{settings.port}"
+
+
+def undeploy() -> None:
+    from ray import serve
+
+    serve.shutdown()  # type: ignore[no-untyped-call]
+
+
+def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: IngressArgs) -> None:
+    """``cidadao up``'s foreground: the agents (:func:`actors.main.run_agents`) and the API on Serve, whose
+    replicas reach the stores ``args`` names (the rest from the environment they inherit)."""
+    from actors.main import run_agents
+
+    os.environ.update(proxy_env(settings))
+
+    def start_api() -> list[str]:
+        url = deploy(settings, args)
+        return [f"api: {url}/api/v1 (docs {url}/docs, GraphQL {url}/graphql; Ray Serve, {settings.serve_proxy} proxy)"]
+
+    run_agents(settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy)
