@@ -17,6 +17,7 @@ with (start it with the variables :func:`proxy_env` gives).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -62,6 +63,7 @@ def deploy(settings: Settings, args: IngressArgs) -> str:
     """Start Serve (on ``CIDADAO_HOST:CIDADAO_PORT``) and the API application; its URL once it is healthy."""
     from ray import serve
 
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)  # its INFO lines are for its own logs, not our output
     serve.start(
         http_options={
             "host": settings.host, "port": settings.port,

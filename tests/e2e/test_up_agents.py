@@ -90,20 +90,41 @@ async def _every_metric_is_exported(runtime: str, ray_exporter: str) -> None:
         assert code in (0, 3) and all("snake_case" in line for line in complaints), complaints[:5]
 
 
+async def _the_api_is_served(api: str, lines: str, env: dict[str, str]) -> None:
+    """The API on Ray Serve at CIDADAO_PORT: ready, and an investigation started through it is worked by the
+    pool to completion."""
+    assert f"api: {api}/api/v1 (docs {api}/docs, GraphQL {api}/graphql; Ray Serve, python proxy)" in lines
+    made = run_cli("keys", "create", "--name", "e2e", "--scope", "investigate", "--scope", "read", env=env)
+    assert made.returncode == 0, made.stderr
+    async with httpx.AsyncClient(base_url=api, timeout=30, headers={"X-API-Key": made.stdout.strip()}) as client:
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["checks"]["agents"].startswith("1 runtime"), ready.text
+        organ = (await client.get("/api/v1/contracts", params={"limit": 1})).json()["contracts"][0]["orgao_codigo"]
+        started = await client.post("/api/v1/investigations", json={"orgao": organ})
+        assert started.status_code == 202, started.text
+        location = started.headers["location"]
+
+        async def done() -> bool:
+            return (await client.get(location)).json()["status"] == "completed"
+
+        await eventually(done, "the pool to complete an investigation started through the API", timeout_s=120)
+
+
 async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, str], tmp_path: Path) -> None:
     # a data home of its own: Ctrl-C stops its embedded servers (servers named by URL are left alone)
-    port, metrics_port, ray_metrics_port = _free_port(), _free_port(), _free_port()
+    port, metrics_port, ray_metrics_port, api_port = _free_port(), _free_port(), _free_port(), _free_port()
     env = dict(
         cli_env, CIDADAO_DATA_HOME=str(tmp_path / "home"), CIDADAO_AGENT_POOL_SIZE="1", CIDADAO_AGENT_POOL_MIN="1",
         CIDADAO_AGENT_POOL_MAX="2",
         CIDADAO_AGENT_HEALTH_PERIOD="0.5", CIDADAO_RAY_DASHBOARD_PORT=str(port),
         CIDADAO_METRICS_PORT=str(metrics_port), CIDADAO_RAY_METRICS_PORT=str(ray_metrics_port),
+        CIDADAO_PORT=str(api_port),
         RAY_metrics_report_interval_ms="1000",  # Ray's exporter every second (10 s by default)
     )  # fmt: skip
     up = CliProcess("up", "--demo", "2000", env=env)
     children: list[psutil.Process] = []
     try:
-        lines = "".join(up.wait_for_line("ready", timeout=180))
+        lines = "".join(up.wait_for_line("ready; press Ctrl-C", timeout=180))
         assert f"ray dashboard: http://127.0.0.1:{port}" in lines
         assert "agents: orchestrator 1, investigator 1, analyst 1, reporter 1 (each kind scales 1-2" in lines
         token_line = next(line for line in lines.splitlines() if line.startswith("ray auth:"))
@@ -115,6 +136,8 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
             token = _read_token(token_line.split("kept in ")[1].rstrip(")"))
             answer = await client.get(version, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200 and answer.json()["ray_version"]
+
+        await _the_api_is_served(f"http://127.0.0.1:{api_port}", lines, env)
 
         status = run_cli("pool", "status", "--json", env=env)
         assert status.returncode == 0, status.stderr
