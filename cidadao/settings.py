@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     api_max_in_flight: int = Field(256, ge=1, validation_alias=_own("API_MAX_IN_FLIGHT"))
     api_default_page_size: int = Field(50, ge=1, validation_alias=_own("API_DEFAULT_PAGE_SIZE"))
     api_max_page_size: int = Field(500, ge=1, le=10_000, validation_alias=_own("API_MAX_PAGE_SIZE"))
+    api_max_result_flags: int = Field(5000, ge=1, validation_alias=_own("API_MAX_RESULT_FLAGS"))
     api_max_date_range_days: int = Field(3660, ge=1, validation_alias=_own("API_MAX_DATE_RANGE_DAYS"))
     # token buckets in Redis: requests a minute and the burst, per client address and per API key (0: off)
     rate_limit_per_minute: float = Field(600.0, ge=0, validation_alias=_own("RATE_LIMIT_PER_MINUTE"))

@@ -44,7 +44,7 @@ class Problem(CidadaoError):
 
 
 def problem_body(
-    status: int, detail: str, *, title: str | None = None, field: str | None = None, **extra: Any
+    status: int, detail: str, /, *, title: str | None = None, field: str | None = None, **extra: Any
 ) -> bytes:
     body: dict[str, Any] = {
         "type": f"https://cidadao.ai/problems/{status}", "title": title or HTTPStatus(status).phrase,
@@ -52,12 +52,12 @@ def problem_body(
     }  # fmt: skip
     if field is not None:
         body["field"] = field
-    body.update(extra)
+    body.update({k: v for k, v in extra.items() if k not in body})  # extension members never replace the standard
     return orjson.dumps(body)
 
 
 def problem_response(
-    status: int, detail: str, *, title: str | None = None, field: str | None = None,
+    status: int, detail: str, /, *, title: str | None = None, field: str | None = None,
     headers: dict[str, str] | None = None, **extra: Any,
 ) -> Response:  # fmt: skip
     return Response(

@@ -19,8 +19,10 @@ from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDis
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response, StreamingResponse
 
+from cidadao.cache.tiered import Uncacheable
 from cidadao.commands import CancelInvestigation, StartInvestigation, cancel_investigation, start_investigation
 from cidadao.observability import MessageRate
+from cidadao.storage.investigations import load_result
 from cidadao.storage.queue import IdempotencyConflict
 from cidadao.web.keys import ApiKey
 from cidadao.web.problems import Problem
@@ -75,6 +77,33 @@ async def get(request: Request, investigation_id: uuid.UUID) -> Response:
     return entry_response(request, entry, minimum_size=request.app.state.settings.compression_min_size)
 
 
+@router.get("/{investigation_id}/result", summary="A completed investigation's flags with their evidence",
+            dependencies=[Depends(require("read"))])  # fmt: skip
+async def result(request: Request, investigation_id: uuid.UUID) -> Response:
+    """Every flag (contract and agency) with its evidence and legal basis; 409 until the investigation is
+    completed. At most ``CIDADAO_API_MAX_RESULT_FLAGS`` contract flags (``truncated`` says so; all of them page
+    through ``/api/v1/flags?investigation_id=``)."""
+    services, settings = request.app.state.services, request.app.state.settings
+    cap = settings.api_max_result_flags
+
+    async def load() -> Any:
+        async with services.reads_pool.acquire() as conn:
+            found = await load_result(conn, investigation_id)
+        if found is None or found["status"] != "completed":
+            raise Uncacheable(found and {"status": found["status"]})
+        flags = found["flags"]
+        return {**found, "flags": flags[:cap], "truncated": len(flags) > cap, "flags_total": len(flags)}
+
+    entry = await services.reads.record(f"result:{investigation_id}", load, compress=True)
+    value = entry.value() if entry.body != b"null" else None
+    if value is None:
+        raise Problem(404, f"no investigation {investigation_id}")
+    if "flags" not in value:
+        raise Problem(409, f"investigation {investigation_id} is {value['status']}, not completed",
+                      extra={"investigation_status": value["status"]})  # fmt: skip
+    return entry_response(request, entry, minimum_size=settings.compression_min_size)
+
+
 @router.delete("/{investigation_id}", summary="Cancel an investigation (and its partitions)")
 async def cancel(request: Request, investigation_id: uuid.UUID, _: Investigator) -> Response:
     inv = investigation_id
@@ -83,7 +112,7 @@ async def cancel(request: Request, investigation_id: uuid.UUID, _: Investigator)
     if status is None:
         raise Problem(404, f"no investigation {inv}")
     if status in ("completed", "failed"):
-        raise Problem(409, f"investigation {inv} already {status}", extra={"status": status})
+        raise Problem(409, f"investigation {inv} already {status}", extra={"investigation_status": status})
     await request.app.state.services.caches.invalidate(keys=[f"investigations:{inv}"])
     return JSONBody({"id": str(inv), "status": status})
 

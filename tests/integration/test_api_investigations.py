@@ -80,9 +80,13 @@ async def test_start_read_replay_conflict_and_cancel(api: ApiServer, key: str) -
         assert r.status_code == 409 and r.json()["field"] == "header.Idempotency-Key"
         status = (await client.get(r.headers.get("location") or first["location"])).json()
         assert status["status"] == "queued" and status["scope"]["orgao"] == organ
+        early = await client.get(f"{first['location']}/result")
+        assert early.status_code == 409 and early.json()["investigation_status"] == "queued"
         r = await client.delete(first["location"])
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
         assert (await client.get(first["location"])).json()["status"] == "cancelled"
+        again = await client.delete(first["location"])  # cancelled already: says so, changes nothing
+        assert again.status_code == 200 and again.json()["status"] == "cancelled"
         for body, field in (({"orgao": "1"}, "body.orgao"), ({"year": 1500}, "body.year"),
                             ({"colour": "red"}, "body.colour"), ({"orgao": "99999"}, "scope")):  # fmt: skip
             r = await client.post("/api/v1/investigations", json=body)
@@ -124,6 +128,12 @@ async def test_server_sent_events_follow_an_investigation_to_completion(
     progress = [e["progress"] for _, e in events]
     assert progress == sorted(progress)
     assert final["status"] == "completed" and final["flags"] == events[-1][1]["flags"]
+    async with api.client(headers={"X-API-Key": key}) as client:
+        result = (await client.get(f"{started['location']}/result")).json()
+        late = await client.delete(started["location"])
+        assert late.status_code == 409 and late.json()["investigation_status"] == "completed"
+    assert len(result["flags"]) + len(result["agency_flags"]) == final["flags"] and not result["truncated"]
+    assert all(f["evidence"] and f["basis"] for f in result["flags"])
 
 
 async def test_a_websocket_sends_progress_in_batches(api: ApiServer, key: str, store_settings: Settings) -> None:
