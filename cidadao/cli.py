@@ -537,6 +537,41 @@ def bench_cache(
         _fail(str(exc))
 
 
+@bench_app.command("api")
+def bench_api(
+    contracts: Annotated[int, typer.Option(min=500, help="Contracts ingested for the HTTP runs.")] = 20_000,
+    duration: Annotated[float, typer.Option(min=1, help="Seconds of load per scenario and target.")] = 10.0,
+    warmup: Annotated[float, typer.Option(min=1, help="Seconds of warm-up before each measure.")] = 2.0,
+    connections: Annotated[int, typer.Option(min=1, max=10_000, help="wrk connections.")] = 64,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn workers = Serve replicas.")] = 1,
+    proxies: Annotated[str, typer.Option(help="Serve proxies to measure: python, haproxy.")] = "python,haproxy",
+    scenarios: Annotated[str, typer.Option(help="Comma-separated: contract,result,search,graphql,live.")] = (
+        "contract,result,search,graphql,live"
+    ),
+    search_contracts: Annotated[int, typer.Option(min=0, help="Contracts for the search timings (0: skip).")] = (
+        1_000_000
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port the servers under test listen on.")] = 8077,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/api.json"),
+) -> None:
+    """The API under wrk: Ray Serve against plain uvicorn in the same run; searches over a large table."""
+    from bench.api import SCENARIOS, run_benchmark
+
+    chosen = [s.strip() for s in scenarios.split(",") if s.strip()]
+    if not chosen or set(chosen) - set(SCENARIOS):
+        _fail(f"--scenarios must be among {', '.join(SCENARIOS)}")
+    kinds = [p.strip() for p in proxies.split(",") if p.strip()]
+    if set(kinds) - {"python", "haproxy"}:
+        _fail("--proxies must be among python, haproxy")
+    cfg = {"contracts": contracts, "duration": duration, "warmup": warmup, "connections": connections,
+           "workers": workers, "proxies": kinds, "scenarios": chosen, "search_contracts": search_contracts,
+           "port": port}  # fmt: skip
+    try:
+        run_benchmark(_settings(), cfg, out, echo=typer.echo)
+    except (CidadaoError, RuntimeError) as exc:
+        _fail(str(exc))
+
+
 @bench_app.command("chaos-agents")
 def bench_chaos_agents(
     investigations: Annotated[int, typer.Option(min=1, help="Organ investigations.")] = 100,
