@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from cidadao.errors import CidadaoError, CommandError, EmptyScope, StoreError
 
-__all__ = ["PROBLEM_JSON", "Problem", "install_problem_handlers", "problem_body", "problem_response"]
+__all__ = ["PROBLEM_JSON", "UNAVAILABLE", "Problem", "install_problem_handlers", "problem_body", "problem_response"]
 
 PROBLEM_JSON: Final = "application/problem+json"
 _log = logging.getLogger("cidadao.web")
@@ -104,7 +104,7 @@ def _store(_: Request, exc: Exception) -> Response:
 
 
 # what a store that is down, restarting or out of connections raises: the client may retry
-_UNAVAILABLE: Final = (
+UNAVAILABLE: Final = (
     StoreError,
     OSError,
     TimeoutError,
@@ -129,6 +129,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(CommandError, _command)
     app.add_exception_handler(EmptyScope, _empty)
-    for unavailable in _UNAVAILABLE:
+    for unavailable in UNAVAILABLE:
         app.add_exception_handler(unavailable, _store)
     app.add_exception_handler(Exception, _unexpected)

@@ -5,7 +5,8 @@ Middleware, outermost first — each refuses what it can before the next does an
 
 ``RequestMetrics`` (every request timed) → ``CORS`` (when origins are set) → ``Compression`` (negotiated
 brotli/gzip) → ``InFlightLimit`` (503 at capacity) → ``Deadline`` (504) → ``Gate`` (API key, 401; rate
-limit, 429) → ``BodyLimit`` (413) → the routes, whose errors are problem+json (:mod:`cidadao.web.problems`).
+limit, 429) → ``HotReads`` (a record by id, answered without the router) → ``BodyLimit`` (413) → the routes,
+whose errors are problem+json (:mod:`cidadao.web.problems`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from cidadao.web.problems import install_problem_handlers, problem_response
 from deployments.api import batch, investigations, rest
 from deployments.api.gate import Gate
 from deployments.api.graphql import graphql_router
+from deployments.api.hot import HotReads
 from deployments.api.responses import JSONBody
 from deployments.api.services import ApiServices, StoreUrls
 
@@ -85,6 +87,7 @@ def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -
 
     services: Callable[[], Any] = lambda: app.state.services  # noqa: E731 - read when a request arrives
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(HotReads, services=services, settings=settings)
     app.add_middleware(Gate, settings=settings, services=services)
     app.add_middleware(Deadline, seconds=settings.api_request_timeout)
     app.add_middleware(InFlightLimit, limit=settings.api_max_in_flight)

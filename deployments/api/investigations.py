@@ -74,7 +74,7 @@ async def get(request: Request, investigation_id: uuid.UUID) -> Response:
     entry = await request.app.state.services.reads.investigation(str(inv), compress=True)
     if entry is None:
         raise Problem(404, f"no investigation {inv}")
-    return entry_response(request, entry, minimum_size=request.app.state.settings.compression_min_size)
+    return entry_response(request.scope, entry, minimum_size=request.app.state.settings.compression_min_size)
 
 
 @router.get("/{investigation_id}/result", summary="A completed investigation's flags with their evidence",
@@ -101,7 +101,7 @@ async def result(request: Request, investigation_id: uuid.UUID) -> Response:
     if "flags" not in value:
         raise Problem(409, f"investigation {investigation_id} is {value['status']}, not completed",
                       extra={"investigation_status": value["status"]})  # fmt: skip
-    return entry_response(request, entry, minimum_size=settings.compression_min_size)
+    return entry_response(request.scope, entry, minimum_size=settings.compression_min_size)
 
 
 @router.delete("/{investigation_id}", summary="Cancel an investigation (and its partitions)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 
 from cidadao.cache.entry import Entry
-from cidadao.web.compression import precompressed
+from cidadao.web.compression import Scope, precompressed
 
 __all__ = ["JSONBody", "entry_response", "json_bytes"]
 
@@ -32,12 +31,12 @@ class JSONBody(Response):
 
 
 def entry_response(
-    request: Request, entry: Entry, *, status_code: int = 200, headers: dict[str, str] | None = None,
+    scope: Scope, entry: Entry, *, status_code: int = 200, headers: dict[str, str] | None = None,
     minimum_size: int = 1024,
 ) -> Response:  # fmt: skip
     """A cached body in the coding the client accepted, compressed when it was cached (brotli at
     ``COMPRESSION_LEVEL``): no compression, no serialisation per request."""
-    encoding = precompressed(request.scope)
+    encoding = precompressed(scope)
     body, coding = entry.body, None
     if len(entry.body) >= minimum_size:
         if encoding == "br" and entry.br:

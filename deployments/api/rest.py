@@ -15,12 +15,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
 
 from cidadao import queries
+from cidadao.cache.entry import Entry
 from cidadao.cache.tiered import Uncacheable
 from cidadao.web.problems import Problem
 from deployments.api.gate import require
 from deployments.api.responses import entry_response
 
-__all__ = ["router"]
+__all__ = ["cached_record", "record_key", "router"]
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("read"))])
 
@@ -40,24 +41,29 @@ def _limit(request: Request, limit: int | None) -> int:
     return limit
 
 
-async def _cached(request: Request, key: str, load: Callable[[Any], Awaitable[Any]], *, missing: str = "") -> Response:
-    """``load(conn)``'s answer under ``records:<key>``; None from it is a 404 saying ``missing``."""
-    services = request.app.state.services
+async def cached_record(services: Any, key: str, load: Callable[[Any], Awaitable[Any]]) -> Entry | None:
+    """``load(conn)``'s answer under ``records:<key>`` (kept compressed); None when ``load`` found nothing
+    (not remembered: an id may exist soon)."""
 
     async def compute() -> Any:
         async with services.reads_pool.acquire() as conn:
             value = await load(conn)
         if value is None:
-            raise Uncacheable(None)  # an id that may exist soon: not remembered
+            raise Uncacheable(None)
         return value
 
-    entry = await services.reads.record(key, compute, compress=True)
-    if entry.body == b"null":
+    entry: Entry = await services.reads.record(key, compute, compress=True)
+    return None if entry.body == b"null" else entry
+
+
+async def _cached(request: Request, key: str, load: Callable[[Any], Awaitable[Any]], *, missing: str = "") -> Response:
+    entry = await cached_record(request.app.state.services, key, load)
+    if entry is None:
         raise Problem(404, missing or "not found")
-    return entry_response(request, entry, minimum_size=request.app.state.settings.compression_min_size)
+    return entry_response(request.scope, entry, minimum_size=request.app.state.settings.compression_min_size)
 
 
-def _key(*parts: Any) -> str:
+def record_key(*parts: Any) -> str:
     return ":".join("" if p is None else str(p) for p in parts)
 
 
@@ -81,13 +87,15 @@ async def contracts(
     n = _limit(request, limit)
     if cursor is not None:
         queries.decode_cursor(cursor, (str, int))  # refused before any work
-    key = _key("search", orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max, cursor, n)
+    key = record_key(
+        "search", orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max, cursor, n
+    )
     return await _cached(request, key, lambda c: queries.search_contracts(c, search, limit=n, cursor=cursor))
 
 
 @router.get("/contracts/{contract_id}", summary="One contract with its flags")
 async def contract(request: Request, contract_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
-    return await _cached(request, _key("contract", contract_id), lambda c: queries.contract(c, contract_id),
+    return await _cached(request, record_key("contract", contract_id), lambda c: queries.contract(c, contract_id),
                          missing=f"no contract {contract_id}")  # fmt: skip
 
 
@@ -96,12 +104,12 @@ async def organs(request: Request, cursor: Cursor = None, limit: Limit = None) -
     n = _limit(request, limit)
     if cursor is not None:
         queries.decode_cursor(cursor, (str,))
-    return await _cached(request, _key("organs", cursor, n), lambda c: queries.organs(c, limit=n, cursor=cursor))
+    return await _cached(request, record_key("organs", cursor, n), lambda c: queries.organs(c, limit=n, cursor=cursor))
 
 
 @router.get("/organs/{codigo}", summary="An organ, its totals and its management units")
 async def organ(request: Request, codigo: Annotated[str, Path(pattern=r"^(\d{5}|\d{14})$")]) -> Response:
-    return await _cached(request, _key("organ", codigo), lambda c: queries.organ(c, codigo),
+    return await _cached(request, record_key("organ", codigo), lambda c: queries.organ(c, codigo),
                          missing=f"no organ {codigo}")  # fmt: skip
 
 
@@ -113,13 +121,13 @@ async def suppliers(
     n = _limit(request, limit)
     if cursor is not None:
         queries.decode_cursor(cursor, (str,))
-    return await _cached(request, _key("suppliers", sanctioned, cursor, n),
+    return await _cached(request, record_key("suppliers", sanctioned, cursor, n),
                          lambda c: queries.suppliers(c, limit=n, cursor=cursor, sanctioned=sanctioned))  # fmt: skip
 
 
 @router.get("/suppliers/{document}", summary="A supplier with its newest contracts, totals and sanctions")
 async def supplier(request: Request, document: Annotated[str, Path(pattern=r"^(\d{11}|\d{14})$")]) -> Response:
-    return await _cached(request, _key("supplier", document), lambda c: queries.supplier(c, document),
+    return await _cached(request, record_key("supplier", document), lambda c: queries.supplier(c, document),
                          missing=f"no supplier {document}")  # fmt: skip
 
 
@@ -137,7 +145,7 @@ async def flags(
     if cursor is not None:
         queries.decode_cursor(cursor, (int,))
     return await _cached(
-        request, _key("flags", investigation_id, flag, severity, orgao, cursor, n),
+        request, record_key("flags", investigation_id, flag, severity, orgao, cursor, n),
         lambda c: queries.search_flags(c, limit=n, cursor=cursor, investigation_id=investigation_id, flag=flag,
                                        severity=severity, orgao=orgao),
     )  # fmt: skip
@@ -151,4 +159,4 @@ async def flags_by_organ_month(request: Request, orgao: Organ | None = None, sin
                                until: Month = None) -> Response:  # fmt: skip
     entry = await request.app.state.services.reads.flags_by_organ_month(orgao=orgao, since=since, until=until,
                                                                         compress=True)  # fmt: skip
-    return entry_response(request, entry, minimum_size=request.app.state.settings.compression_min_size)
+    return entry_response(request.scope, entry, minimum_size=request.app.state.settings.compression_min_size)

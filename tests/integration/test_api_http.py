@@ -272,3 +272,17 @@ async def test_rate_limits_per_address_and_per_key(store_settings: Settings, see
         assert keyed == [200] * 5 + [429]  # a key has its own bucket
         other = await client.get("/api/v1/organs", headers={"X-Forwarded-For": "203.0.113.9"})
         assert other.status_code == 200  # the local proxy's forwarded client is another address
+
+
+async def test_a_busy_client_leases_tokens_and_the_limit_still_holds(redis_keys: tuple[Any, str]) -> None:
+    from cidadao.web.ratelimit import RateLimiter
+
+    client, prefix = redis_keys
+    limiter, other = RateLimiter(client, prefix), RateLimiter(client, prefix)  # two replicas, one bucket
+    first = await limiter.take("address", "203.0.113.7", per_minute=60, burst=100)
+    assert first.allowed and first.remaining == 99
+    assert float(await client.hget(f"{prefix}address:203.0.113.7", "tokens")) < 91  # ten taken at once
+    decisions = [await limiter.take("address", "203.0.113.7", per_minute=60, burst=100) for _ in range(9)]
+    assert all(d.allowed for d in decisions) and decisions[-1].remaining == 90
+    allowed = sum([(await other.take("address", "203.0.113.7", per_minute=60, burst=100)).allowed for _ in range(95)])
+    assert 89 <= allowed <= 91  # the other replica gets what is left of the burst (plus what refilled), no more
