@@ -178,18 +178,23 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _rss(kind: str, proc: subprocess.Popen[str]) -> dict[str, float]:
-    """Resident memory (MiB) of the processes that serve: uvicorn's workers, Serve's replicas and proxy."""
+    """Resident memory (MiB) of the processes that serve: uvicorn's workers; Serve's replicas, its proxy actor
+    and HAProxy (those started since the target was)."""
+    started = psutil.Process(proc.pid).create_time()
     out: dict[str, float] = {}
     if kind == "uvicorn":
         family = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
         for i, p in enumerate(family):
             out[f"uvicorn[{i}]"] = round(p.memory_info().rss / 2**20, 1)
         return out
-    for p in psutil.process_iter(["cmdline", "memory_info"]):
+    for p in psutil.process_iter(["name", "cmdline", "memory_info", "create_time"]):
+        if p.info["create_time"] < started or p.info["memory_info"] is None:
+            continue
         line = " ".join(p.info["cmdline"] or [])
-        for tag in ("ServeReplica:cidadao", "ProxyActor", "haproxy"):
-            if tag in line and p.info["memory_info"] is not None:
-                out[f"{tag}[{p.pid}]"] = round(p.info["memory_info"].rss / 2**20, 1)
+        tag = "haproxy" if p.info["name"] == "haproxy" else next(
+            (t for t in ("ServeReplica:cidadao", "ProxyActor") if t in line), None)  # fmt: skip
+        if tag is not None:
+            out[f"{tag}[{p.pid}]"] = round(p.info["memory_info"].rss / 2**20, 1)
     return out
 
 

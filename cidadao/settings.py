@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     # `cidadao up` serves the API (false: the agents only)
     api_enabled: bool = Field(True, validation_alias=_own("API_ENABLED"))
     # Serve's front: its Python proxy actor, or HAProxy with direct ingress to the replicas (deployments/serving.py)
-    serve_proxy: Literal["python", "haproxy"] = Field("python", validation_alias=_own("SERVE_PROXY"))
+    serve_proxy: Literal["python", "haproxy"] = Field("haproxy", validation_alias=_own("SERVE_PROXY"))
     serve_haproxy_threads: int = Field(1, ge=1, le=64, validation_alias=_own("SERVE_HAPROXY_THREADS"))
     serve_fallback_port: int = Field(8500, ge=1, le=65535, validation_alias=_own("SERVE_FALLBACK_PORT"))
 

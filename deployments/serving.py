@@ -17,12 +17,15 @@ with (start it with the variables :func:`proxy_env` gives).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
 from deployments.ingress import APP_NAME, IngressArgs, app_builder
 
@@ -33,7 +36,7 @@ def proxy_env(settings: Settings) -> dict[str, str]:
     """The environment variables Serve's processes must start with for ``CIDADAO_SERVE_PROXY``."""
     if settings.serve_proxy != "haproxy":
         return {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
-    run_dir = settings.data_home / "haproxy"
+    run_dir = _run_dir(settings)
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
@@ -45,7 +48,18 @@ def proxy_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(_wrapper(run_dir)),
         "CIDADAO_HAPROXY_BIND_HOST": settings.host,
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.serve_fallback_port),
+        # a replica leaving waits this long for HAProxy to stop sending it requests (30 s by default)
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "5",
+        # HAProxy allocates per connection it may hold: 1,024 at once is plenty behind one machine's replicas
+        "RAY_SERVE_HAPROXY_MAXCONN": "1024",
     }
+
+
+def _run_dir(settings: Settings) -> Path:
+    """HAProxy's files, one directory per data home: short, because Serve adds the node's id (56 characters)
+    under it and HAProxy refuses a unix socket path over 97 bytes."""
+    tag = hashlib.blake2b(f"{os.getuid()}:{settings.data_home}".encode(), digest_size=4).hexdigest()
+    return Path(tempfile.gettempdir()) / f"chx-{tag}"
 
 
 def _wrapper(run_dir: Path) -> Path:
@@ -90,7 +104,12 @@ def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: Ingre
     os.environ.update(proxy_env(settings))
 
     def start_api() -> list[str]:
-        url = deploy(settings, args)
+        try:
+            url = deploy(settings, args)
+        except Exception as exc:  # Serve's errors carry remote tracebacks: the operator gets their last line
+            lines = str(exc).strip().splitlines() or [type(exc).__name__]
+            alerts = [line.strip() for line in lines if "[ALERT]" in line] or lines[-1:]
+            raise CidadaoError("the API could not start on Ray Serve: " + " | ".join(alerts)) from None
         return [f"api: {url}/api/v1 (docs {url}/docs, GraphQL {url}/graphql; Ray Serve, {settings.serve_proxy} proxy)"]
 
     run_agents(settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy)

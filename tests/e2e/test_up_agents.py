@@ -93,7 +93,7 @@ async def _every_metric_is_exported(runtime: str, ray_exporter: str) -> None:
 async def _the_api_is_served(api: str, lines: str, env: dict[str, str]) -> None:
     """The API on Ray Serve at CIDADAO_PORT: ready, and an investigation started through it is worked by the
     pool to completion."""
-    assert f"api: {api}/api/v1 (docs {api}/docs, GraphQL {api}/graphql; Ray Serve, python proxy)" in lines
+    assert f"api: {api}/api/v1 (docs {api}/docs, GraphQL {api}/graphql; Ray Serve, haproxy proxy)" in lines
     made = run_cli("keys", "create", "--name", "e2e", "--scope", "investigate", "--scope", "read", env=env)
     assert made.returncode == 0, made.stderr
     async with httpx.AsyncClient(base_url=api, timeout=30, headers={"X-API-Key": made.stdout.strip()}) as client:
@@ -108,6 +108,10 @@ async def _the_api_is_served(api: str, lines: str, env: dict[str, str]) -> None:
             return (await client.get(location)).json()["status"] == "completed"
 
         await eventually(done, "the pool to complete an investigation started through the API", timeout_s=120)
+    # HAProxy's stats (8404) and metrics (9101), Serve's fallback proxy (8500) and the replicas' own servers
+    # listen on 127.0.0.1 only, as everything else does
+    ours = {c.laddr.port: c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    assert {ours.get(p) for p in (8404, 9101, 8500, int(api.rsplit(":", 1)[1]))} == {"127.0.0.1"}, ours
 
 
 async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, str], tmp_path: Path) -> None:
