@@ -108,3 +108,23 @@ def test_bench_cache(tmp_path: Path, cli_env: dict[str, str]) -> None:
     assert seed["computed"] >= result["bounds_seed_sizes"]["distinct_keys_expected"] * 0.8  # compulsory misses
     assert warm["hit_ratio"] > seed["hit_ratio"] and result["speedup_over_postgres"] > 0
     assert result["l1_hit_latency"]["process"]["p99_ms"] > 0 and "computation(s)" in ran.stdout
+
+
+def test_bench_api(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    out = tmp_path / "api.json"
+    ran = run_cli(
+        "bench", "api", "--contracts", "600", "--duration", "1", "--warmup", "1", "--connections", "8",
+        "--proxies", "haproxy", "--scenarios", "contract,result,live", "--search-contracts", "5000",
+        "--port", "8079", "--out", str(out), env=cli_env, timeout=900,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    result = orjson.loads(out.read_bytes())
+    for target in ("uvicorn", "serve/haproxy"):
+        for scenario in ("contract", "result", "live"):
+            r = result["targets"][target][scenario]
+            assert r["req_per_s"] > 0 and r["non_2xx"] == 0 and r["p99_ms"] >= r["p50_ms"] > 0, (target, scenario, r)
+    assert result["ratios_vs_uvicorn"]["serve/haproxy"]["contract"] > 0
+    assert result["sizes"]["result"]["br"] < result["sizes"]["result"]["identity"]
+    assert any(k.startswith("ServeReplica") for k in result["rss_mib"]["serve/haproxy"])
+    searches = result["searches"]
+    assert searches["contracts"] == 5000 and all(v["uses_index"] for k, v in searches.items() if isinstance(v, dict))

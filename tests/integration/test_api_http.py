@@ -286,3 +286,17 @@ async def test_a_busy_client_leases_tokens_and_the_limit_still_holds(redis_keys:
     assert all(d.allowed for d in decisions) and decisions[-1].remaining == 90
     allowed = sum([(await other.take("address", "203.0.113.7", per_minute=60, burst=100)).allowed for _ in range(95)])
     assert 89 <= allowed <= 91  # the other replica gets what is left of the burst (plus what refilled), no more
+
+
+async def test_cors_answers_only_the_configured_origins(store_settings: Settings, seeded: StoreUrls) -> None:
+    settings = api_settings(store_settings, cors_origins="https://painel.example.org")
+    async with serve_api(settings, seeded) as api, api.client() as client:
+        preflight = {"Origin": "https://painel.example.org", "Access-Control-Request-Method": "POST",
+                     "Access-Control-Request-Headers": "Idempotency-Key"}  # fmt: skip
+        r = await client.options("/api/v1/investigations", headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://painel.example.org"
+        r = await client.get("/api/v1/organs", headers={"Origin": "https://elsewhere.example"})
+        assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    async with serve_api(api_settings(store_settings), seeded) as api, api.client() as client:  # none configured
+        r = await client.get("/api/v1/organs", headers={"Origin": "https://painel.example.org"})
+        assert "access-control-allow-origin" not in r.headers

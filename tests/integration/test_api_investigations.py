@@ -18,6 +18,7 @@ from actors.pool import LocalBackend, PoolConfig
 from actors.runtime import AgentRuntime
 from cidadao.settings import Settings
 from deployments.api.services import StoreUrls
+from tests.helpers import eventually
 from tests.integration.api_support import ApiServer, api_settings, ingest_demo, make_key, serve_api
 
 pytestmark = pytest.mark.integration
@@ -134,6 +135,25 @@ async def test_server_sent_events_follow_an_investigation_to_completion(
         assert late.status_code == 409 and late.json()["investigation_status"] == "completed"
     assert len(result["flags"]) + len(result["agency_flags"]) == final["flags"] and not result["truncated"]
     assert all(f["evidence"] and f["basis"] for f in result["flags"])
+    async with api.client() as client:  # the flags, searched; the monthly projection the events keep
+        flags = (await client.get("/api/v1/flags", params={"investigation_id": started["id"], "limit": 500})).json()
+        assert len(flags["flags"]) == final["flags"] and {f["investigation_id"] for f in flags["flags"]} == {
+            started["id"]
+        }
+        severe = await client.get("/api/v1/flags", params={"investigation_id": started["id"], "severity": "low"})
+        assert all(f["severity"] == "low" for f in severe.json()["flags"])
+
+        async def projected() -> bool:
+            r = await client.get("/api/v1/flags/by-organ-month", params={"orgao": organ})
+            return r.status_code == 200 and bool(r.json())
+
+        await eventually(projected, "the projection to hold the organ's flags", timeout_s=30)
+        for query, field in (("severity=extreme", "query.severity"), ("investigation_id=x", "query.investigation_id"),
+                             ("orgao=1", "query.orgao")):  # fmt: skip
+            r = await client.get(f"/api/v1/flags?{query}")
+            assert r.status_code == 422 and r.json()["field"] == field
+        r = await client.get("/api/v1/flags/by-organ-month?since=2024-13")
+        assert r.status_code == 422 and r.json()["field"] == "query.since"
 
 
 async def test_a_websocket_sends_progress_in_batches(api: ApiServer, key: str, store_settings: Settings) -> None:
