@@ -15,12 +15,15 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
+import orjson
 import strawberry
-from fastapi import Depends, Request
+from fastapi import APIRouter, Depends, Request
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql import (
     FieldNode,
@@ -33,8 +36,9 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
 )
+from starlette.responses import Response
 from strawberry.dataloader import DataLoader
-from strawberry.extensions import MaskErrors, QueryDepthLimiter, SchemaExtension
+from strawberry.extensions import MaskErrors, ParserCache, QueryDepthLimiter, SchemaExtension, ValidationCache
 from strawberry.fastapi import BaseContext, GraphQLRouter
 from strawberry.scalars import JSON
 from strawberry.types import Info
@@ -43,7 +47,9 @@ from cidadao import lookups, queries
 from cidadao.cache.tiered import Uncacheable
 from cidadao.errors import CommandError
 from cidadao.settings import Settings
+from cidadao.web.problems import Problem
 from deployments.api.gate import require
+from deployments.api.responses import entry_response
 
 __all__ = ["graphql_router"]
 
@@ -457,9 +463,15 @@ def _client_error(error: GraphQLError) -> bool:
     return original is None or isinstance(original, CommandError | GraphQLError)
 
 
-def graphql_router(settings: Settings) -> GraphQLRouter[Context, None]:
+def graphql_router(settings: Settings) -> APIRouter:
+    """``POST /graphql`` answered through the tiered cache (a query and its variables are one entry, sent
+    precompressed; anything about an investigation, which may still change, is executed every time); ``GET``
+    (GraphiQL, queries in the URL) by strawberry's own view."""
     depth, complexity = settings.graphql_max_depth, settings.graphql_max_complexity
     extensions: list[Any] = [  # factories: a fresh extension per request
+        # parsing and validating a document was ~35 % of a request (profiled): each is done once per document
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
         lambda: QueryDepthLimiter(max_depth=depth),
         lambda: ComplexityLimit(complexity),
         lambda: MaskErrors(should_mask_error=lambda e: not _client_error(e)),
@@ -471,5 +483,39 @@ def graphql_router(settings: Settings) -> GraphQLRouter[Context, None]:
     async def context(request: Request) -> Context:
         return Context(request.app.state.services, settings)
 
-    return GraphQLRouter(schema, path="/graphql", context_getter=context, include_in_schema=False,
-                         dependencies=[Depends(require("read"))])  # fmt: skip
+    router = APIRouter(dependencies=[Depends(require("read"))])
+
+    @router.post("/graphql", include_in_schema=False)
+    async def post(request: Request) -> Response:
+        try:
+            payload = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise Problem(400, "the body is not JSON", field="body") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+            raise Problem(400, 'a GraphQL request is {"query": ..., "variables": {...}}', field="body.query")
+        query, variables, operation = payload["query"], payload.get("variables") or {}, payload.get("operationName")
+        if not isinstance(variables, dict) or not (operation is None or isinstance(operation, str)):
+            raise Problem(400, "variables must be an object and operationName a string", field="body.variables")
+        services = request.app.state.services
+
+        async def execute() -> Any:
+            result = await schema.execute(query, variable_values=variables, operation_name=operation,
+                                          context_value=Context(services, settings))  # fmt: skip
+            out: dict[str, Any] = {"data": result.data}
+            if result.errors:
+                out["errors"] = [e.formatted for e in result.errors]
+            if result.extensions:
+                out["extensions"] = result.extensions
+            if result.errors or _LIVE.search(query):
+                raise Uncacheable(out)
+            return out
+
+        key = hashlib.blake2b(orjson.dumps([query, variables, operation], option=orjson.OPT_SORT_KEYS)).hexdigest()
+        entry = await services.reads.record(f"graphql:{key}", execute, compress=True)
+        return entry_response(request.scope, entry, minimum_size=settings.compression_min_size)
+
+    router.include_router(GraphQLRouter(schema, path="/graphql", context_getter=context, include_in_schema=False))
+    return router
+
+
+_LIVE: Final = re.compile(r"\binvestigation\b")  # an investigation may still be running: never kept

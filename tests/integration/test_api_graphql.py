@@ -107,3 +107,33 @@ async def test_bad_arguments_name_the_argument_and_unknown_fields_are_refused(ap
     assert (await _query(api, '{ investigation(id: "00000000-0000-0000-0000-000000000000") { status } }'))["data"] == {
         "investigation": None
     }
+
+
+async def test_a_query_is_one_cache_entry_and_an_investigation_is_never_kept(
+    api: ApiServer, store_settings: Settings, redis_url: str
+) -> None:
+    import redis.asyncio as aioredis
+
+    from cidadao.cache.service import deployment
+
+    base = f"cidadao:cache:v1:{deployment(api_settings(store_settings))}:records:graphql:"
+    redis = aioredis.from_url(redis_url)
+
+    async def kept() -> int:
+        return len([k async for k in redis.scan_iter(match=base + "*", count=1000)])
+
+    query = "{ organs(first: 4) { items { codigo sigla contracts(first: 2) { id } } } }"
+    live = '{ investigation(id: "00000000-0000-0000-0000-000000000000") { status } }'
+    try:
+        before = await kept()
+        async with api.client() as client:
+            first = await client.post("/graphql", json={"query": query}, headers={"accept-encoding": "identity"})
+            again = await client.post("/graphql", json={"query": query}, headers={"accept-encoding": "identity"})
+            assert first.content == again.content and "errors" not in first.json()
+            assert await kept() == before + 1  # one entry for the query, read back the second time
+            assert (await client.post("/graphql", json={"query": live})).json()["data"] == {"investigation": None}
+            assert await kept() == before + 1  # an investigation's state is never kept
+            bad = await client.post("/graphql", content=b"{", headers={"content-type": "application/json"})
+            assert bad.status_code == 400 and bad.json()["field"] == "body"
+    finally:
+        await redis.aclose()
