@@ -7,8 +7,11 @@
   ``CIDADAO_GRAPHQL_MAX_COMPLEXITY`` (1,000), both refused before anything runs. Complexity counts each field
   once per parent it may be resolved for: a field under ``first: n`` counts ``n`` times, under another list
   ten times.
-* **Caching**: the root fields read through the tiered cache with the REST routes' keys (a contract asked for
-  by REST or GraphQL is one entry); nested fields are batched per request.
+* **Caching**: a ``POST``'s query and variables are one entry of the tiered cache, its answer kept
+  compressed (invalidated with the API's other records: on ingest and when an investigation completes; one
+  that names an investigation is never kept, its state may change). Below that, the root fields read through
+  the cache with the REST routes' keys (a contract asked for by REST or GraphQL is one entry). A cached answer
+  repeats the ``extensions.cost`` of the execution that made it.
 * Errors that are not the client's are masked ("Unexpected error."); the client's name what was wrong.
 """
 
