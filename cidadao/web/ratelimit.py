@@ -5,7 +5,7 @@ one. The whole step — refill by the time elapsed, take, remember — is one Lu
 on Redis's own clock (replicas' clocks never disagree about a bucket). A refused request learns when a token
 will be there: ``Retry-After``.
 
-A busy client does not cost a Redis call per request: a process takes up to a tenth of the burst (at most 20)
+A busy client does not cost a Redis call per request: a process takes up to a tenth of the burst (at most 100)
 at once and spends it locally within a second; tokens it did not spend in that second are lost, so the
 limit holds across replicas and errs strict. With a burst under 20 every request asks Redis.
 
@@ -29,7 +29,7 @@ from cidadao.observability import RATE_LIMIT_DEGRADED, RATE_LIMITED
 __all__ = ["Decision", "RateLimiter"]
 
 _log = logging.getLogger("cidadao.web")
-_MAX_LEASE: Final = 20
+_MAX_LEASE: Final = 100
 _LEASE_S: Final = 1.0
 
 # KEYS[1] bucket; ARGV: rate (tokens/s), burst, most tokens wanted. Grants between 1 and that many (as many as
