@@ -17,6 +17,7 @@ from ray import serve
 from ray.serve import Application
 
 from actors.cache import ray_caches
+from cidadao.cache.redis_tier import cache_client
 from cidadao.settings import Settings, get_settings
 from cidadao.storage.database import prepare_stores
 from deployments.api.app import create_app
@@ -54,8 +55,6 @@ class ApiIngress:
             database_url, redis_url = database_url or ep.database_url, redis_url or ep.redis_url
         replica = a.read_replica_url or (s.read_replica_url.get_secret_value() if s.read_replica_url else None)
         urls = StoreUrls(database_url, redis_url, replica)
-        from cidadao.cache.redis_tier import cache_client
-
         caches = ray_caches(s, cache_client(redis_url))
         return await ApiServices.open(s, urls, caches=caches)
 
@@ -96,7 +95,10 @@ def deployment_options(settings: Settings) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def app_builder(args: IngressArgs) -> Application:
-    """The application ``serve deploy serve_config.yaml`` imports (``deployments.ingress:app_builder``)."""
+def app_builder(args: IngressArgs | dict[str, Any]) -> Application:
+    """The application ``serve deploy serve_config.yaml`` imports (``deployments.ingress:app_builder``); its
+    ``args`` are validated as :class:`IngressArgs` (Serve hands a dict over when annotations are strings)."""
+    if not isinstance(args, IngressArgs):
+        args = IngressArgs.model_validate(args)
     deployment = serve.deployment(**deployment_options(get_settings()))(ApiIngress)
     return deployment.bind(args)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect
@@ -117,9 +117,11 @@ async def cancel(request: Request, investigation_id: uuid.UUID, _: Investigator)
     return JSONBody({"id": str(inv), "status": status})
 
 
-async def _changes(request: Request | WebSocket, inv: uuid.UUID, heartbeat: float) -> AsyncIterator[dict[str, Any]]:
+async def _changes(
+    request: Request | WebSocket, inv: uuid.UUID, heartbeat: Callable[[], float]
+) -> AsyncIterator[dict[str, Any]]:
     """The investigation's state now, then each time it changes, ending with a final one. An empty dict is a
-    heartbeat (nothing changed for ``heartbeat`` seconds)."""
+    heartbeat (nothing changed for ``heartbeat()`` seconds; the row is read again then)."""
     services = request.app.state.services
     async with services.progress.watch(inv) as wake:
         last: dict[str, Any] | None = None
@@ -133,7 +135,7 @@ async def _changes(request: Request | WebSocket, inv: uuid.UUID, heartbeat: floa
                 if snap["status"] in FINAL:
                     return
             try:
-                await asyncio.wait_for(wake.get(), timeout=heartbeat)
+                await asyncio.wait_for(wake.get(), timeout=heartbeat())
                 while not wake.empty():  # a burst of events: one read of the row
                     wake.get_nowait()
             except TimeoutError:
@@ -144,7 +146,8 @@ async def _changes(request: Request | WebSocket, inv: uuid.UUID, heartbeat: floa
             response_class=StreamingResponse, dependencies=[Depends(require("read"))])  # fmt: skip
 async def events(request: Request, investigation_id: uuid.UUID) -> Response:
     inv = investigation_id
-    changes = _changes(request, inv, request.app.state.settings.sse_heartbeat)
+    period = request.app.state.settings.sse_heartbeat
+    changes = _changes(request, inv, lambda: period)
     first = await anext(changes)  # a missing investigation is a 404, before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
@@ -184,7 +187,11 @@ async def progress_socket(websocket: WebSocket, investigation_id: str) -> None:
     sent, received = MessageRate("out"), MessageRate("in")
     batch: list[dict[str, Any]] = []
     window_end: float | None = None
-    changes = _changes(websocket, inv, min(settings.ws_batch_window, settings.sse_heartbeat))
+    # idle: the row read every heartbeat; a batch waiting: woken at its window's end to send it
+    changes = _changes(
+        websocket, inv,
+        lambda: max(0.001, window_end - time.monotonic()) if window_end is not None else settings.sse_heartbeat,
+    )  # fmt: skip
     listener = asyncio.create_task(_drain(websocket, received), name="ws-drain")
     try:
         async for snap in changes:

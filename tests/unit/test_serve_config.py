@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
@@ -22,6 +23,15 @@ def test_serve_config_validates_and_names_a_real_builder() -> None:
     builder = getattr(importlib.import_module(module), name)
     IngressArgs.model_validate(app.args)  # the typed builder's arguments
     assert callable(builder) and app.route_prefix == "/"
+    # what `serve deploy` does with the builder and the file's args: an application of our deployment
+    from ray.serve import Application
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+
+    built = call_user_app_builder_with_args_if_necessary(builder, app.args)
+    assert isinstance(built, Application)
+    assert built._bound_deployment.name == DEPLOYMENT_NAME
+    with pytest.raises(ValueError, match="colour"):
+        call_user_app_builder_with_args_if_necessary(builder, {"colour": "red"})
 
 
 def test_deployment_options_come_from_the_settings() -> None:
