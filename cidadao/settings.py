@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     http_keepalive_expiry: float = Field(300.0, gt=0, validation_alias=_own("HTTP_KEEPALIVE_EXPIRY"))
 
     # --- runtime -------------------------------------------------------------------------------
+    # keys given by the environment besides those `cidadao keys` keeps in Postgres: comma-separated
+    # `scope+scope=cid_<id>_<secret>` (a bare key is admin); for bootstrapping and for deployments that keep
+    # secrets in a secret store
     api_keys: SecretStr | None = Field(None, validation_alias=_own("API_KEYS"))
     ray_address: str | None = Field(None, validation_alias=_own("RAY_ADDRESS"))
     # `cidadao up` starts a local Ray with its dashboard on 127.0.0.1 (token auth on, Ray's default)
@@ -203,6 +206,15 @@ class Settings(BaseSettings):
                 f"({self.serve_max_replicas})"
             )
         return self
+
+    @field_validator("api_keys")
+    @classmethod
+    def _api_keys(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            from cidadao.web.keys import parse_static_keys
+
+            parse_static_keys(v.get_secret_value())  # raises ValueError naming the entry (never the secret)
+        return v
 
     @property
     def cors_origin_list(self) -> list[str]:

@@ -26,7 +26,17 @@ import asyncpg
 
 from cidadao.errors import CommandError
 
-__all__ = ["SCOPES", "ApiKey", "KeyStore", "Scope", "create_key", "list_keys", "parse_key", "revoke_key"]
+__all__ = [
+    "SCOPES",
+    "ApiKey",
+    "KeyStore",
+    "Scope",
+    "create_key",
+    "list_keys",
+    "parse_key",
+    "parse_static_keys",
+    "revoke_key",
+]
 
 Scope = Literal["read", "investigate", "admin"]
 SCOPES: Final[tuple[Scope, ...]] = ("read", "investigate", "admin")
@@ -62,6 +72,25 @@ def parse_key(raw: str) -> tuple[str, str] | None:
     """``(id, secret)`` of a well-formed key, else None."""
     m = _KEY.fullmatch(raw.strip())
     return (m.group(1), m.group(2)) if m else None
+
+
+def parse_static_keys(text: str) -> dict[str, tuple[bytes, ApiKey]]:
+    """``CIDADAO_API_KEYS``: comma-separated ``scope+scope=cid_<id>_<secret>`` (a bare key is ``admin``), as
+    ``{id: (digest, record)}``; ValueError naming the entry by position (never echoing the secret)."""
+    out: dict[str, tuple[bytes, ApiKey]] = {}
+    for i, entry in enumerate((e.strip() for e in text.split(",")), start=1):
+        if not entry:
+            continue
+        scopes_text, _, raw = entry.rpartition("=")
+        parsed = parse_key(raw)
+        if parsed is None:
+            raise ValueError(f"entry {i} is not a key of the form [scope+scope=]cid_<id>_<secret>")
+        scopes = scopes_text.split("+") if scopes_text else ["admin"]
+        if not scopes or set(scopes) - set(SCOPES):
+            raise ValueError(f"entry {i}: scopes must be among {', '.join(SCOPES)}")
+        key_id, secret = parsed
+        out[key_id] = (_digest(secret), ApiKey(key_id, "from CIDADAO_API_KEYS", frozenset(scopes)))
+    return out
 
 
 def _scopes(scopes: list[str]) -> list[str]:
@@ -115,8 +144,11 @@ def _record(row: Any) -> ApiKey:
 class KeyStore:
     """Verifies presented keys against Postgres, remembering answers (valid or not) for ``ttl`` seconds."""
 
-    def __init__(self, pool: asyncpg.Pool, *, ttl: float = 10.0, touch_every: float = 60.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, ttl: float = 10.0, touch_every: float = 60.0, static: str | None = None
+    ) -> None:
         self.pool, self.ttl, self.touch_every = pool, ttl, touch_every
+        self._static = parse_static_keys(static) if static else {}
         self._known: dict[str, tuple[float, bytes | None, ApiKey | None]] = {}
         self._touched: dict[str, float] = {}
 
@@ -126,6 +158,9 @@ class KeyStore:
         if parsed is None:
             return None
         key_id, secret = parsed
+        if key_id in self._static:  # a key the environment gives
+            given_digest, given = self._static[key_id]
+            return given if hmac.compare_digest(given_digest, _digest(secret)) else None
         now = time.monotonic()
         known = self._known.get(key_id)
         if known is None or now - known[0] > self.ttl:

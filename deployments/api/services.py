@@ -59,7 +59,8 @@ class ApiServices:
             raise
         return cls(
             settings, pool, reads_pool, client, caches, CachedReads(reads_pool, caches),
-            KeyStore(pool, ttl=settings.api_key_cache_ttl),
+            KeyStore(pool, ttl=settings.api_key_cache_ttl,
+                     static=settings.api_keys.get_secret_value() if settings.api_keys else None),
             RateLimiter(client, f"cidadao:ratelimit:{deployment(settings)}:"), progress,
         )  # fmt: skip
 

@@ -300,3 +300,21 @@ async def test_cors_answers_only_the_configured_origins(store_settings: Settings
     async with serve_api(api_settings(store_settings), seeded) as api, api.client() as client:  # none configured
         r = await client.get("/api/v1/organs", headers={"Origin": "https://painel.example.org"})
         assert "access-control-allow-origin" not in r.headers
+
+
+async def test_keys_given_by_the_environment(store_settings: Settings, seeded: StoreUrls) -> None:
+    from cidadao.errors import ConfigError
+
+    reader, admin = "cid_abcdefghij_" + "r" * 43, "cid_klmnopqrst_" + "a" * 43
+    settings = api_settings(store_settings, api_public_reads=False, api_keys=f"read={reader}, {admin}")
+    async with serve_api(settings, seeded) as api, api.client() as client:
+        assert (await client.get("/api/v1/organs", headers={"X-API-Key": reader})).status_code == 200
+        r = await client.post("/api/v1/investigations", json={"orgao": "99999"}, headers={"X-API-Key": reader})
+        assert r.status_code == 403
+        r = await client.post("/api/v1/investigations", json={"orgao": "99999"}, headers={"X-API-Key": admin})
+        assert r.status_code == 422 and r.json()["field"] == "scope"  # admin may; the organ has no contracts
+        wrong = reader[:-1] + "x"
+        assert (await client.get("/api/v1/organs", headers={"X-API-Key": wrong})).status_code == 401
+    with pytest.raises(ConfigError, match=r"CIDADAO_API_KEYS: .*entry 2 is not a key") as caught:
+        api_settings(store_settings, api_keys=f"{reader},read=nope")
+    assert "r" * 43 not in str(caught.value)  # the secret is never echoed
