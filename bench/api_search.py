@@ -60,7 +60,7 @@ async def _run(dsn: str, echo: Callable[[str], None]) -> dict[str, Any]:
     rng = random.Random(3)
     try:
         pick = await conn.fetch("SELECT orgao_codigo, ug_codigo, supplier_document, object_class FROM contracts "
-                                "TABLESAMPLE SYSTEM (1) LIMIT 2000")  # fmt: skip
+                                "ORDER BY random() LIMIT 2000")  # fmt: skip
         lo, hi = await conn.fetchrow("SELECT min(signed_on), max(signed_on) FROM contracts")
 
         def day() -> date:

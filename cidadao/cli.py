@@ -20,6 +20,7 @@ from typing import Annotated, Any, NoReturn
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cidadao.cli_api import register as register_api_commands
 from cidadao.errors import CidadaoError
@@ -46,7 +47,7 @@ err = Console(stderr=True, highlight=False)
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a message may hold [brackets]
     raise typer.Exit(code)
 
 

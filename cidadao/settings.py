@@ -138,7 +138,8 @@ class Settings(BaseSettings):
     # Serve's front: its Python proxy actor, or HAProxy with direct ingress to the replicas (deployments/serving.py)
     serve_proxy: Literal["python", "haproxy"] = Field("haproxy", validation_alias=_own("SERVE_PROXY"))
     serve_haproxy_threads: int = Field(1, ge=1, le=64, validation_alias=_own("SERVE_HAPROXY_THREADS"))
-    serve_fallback_port: int = Field(8500, ge=1, le=65535, validation_alias=_own("SERVE_FALLBACK_PORT"))
+    # Serve's fallback proxy behind HAProxy (0: a port free at start)
+    serve_fallback_port: int = Field(0, ge=0, le=65535, validation_alias=_own("SERVE_FALLBACK_PORT"))
 
     # --- live sources --------------------------------------------------------------------------
     portal_api_key: SecretStr | None = Field(None, validation_alias=_own("PORTAL_API_KEY"))

@@ -17,9 +17,11 @@ with (start it with the variables :func:`proxy_env` gives).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -37,6 +39,8 @@ def proxy_env(settings: Settings) -> dict[str, str]:
     if settings.serve_proxy != "haproxy":
         return {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
     run_dir = _run_dir(settings)
+    _end_orphans(run_dir)
+    stats_port, metrics_port, fallback_port = _free_ports(3)
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
@@ -47,7 +51,11 @@ def proxy_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(_wrapper(run_dir)),
         "CIDADAO_HAPROXY_BIND_HOST": settings.host,
-        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.serve_fallback_port),
+        # HAProxy's stats and Prometheus listeners and Serve's fallback proxy: ports free now (Serve's fixed
+        # defaults, 8404, 9101 and 8500, collide between two runtimes on one machine)
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(stats_port),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(metrics_port),
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(settings.serve_fallback_port or fallback_port),
         # a replica leaving waits this long for HAProxy to stop sending it requests (30 s by default)
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "5",
         # HAProxy allocates per connection it may hold: 1,024 at once is plenty behind one machine's replicas
@@ -60,6 +68,32 @@ def _run_dir(settings: Settings) -> Path:
     under it and HAProxy refuses a unix socket path over 97 bytes."""
     tag = hashlib.blake2b(f"{os.getuid()}:{settings.data_home}".encode(), digest_size=4).hexdigest()
     return Path(tempfile.gettempdir()) / f"chx-{tag}"
+
+
+def _free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _end_orphans(run_dir: Path) -> None:
+    """End HAProxy processes a killed runtime of this data home left behind (HAProxy outlives the actor that
+    started it when that actor is killed): they hold ports and answer for replicas that are gone."""
+    import psutil
+
+    for p in psutil.process_iter(["name", "cmdline"]):
+        if p.info["name"] != "haproxy" or not any(str(run_dir) in arg for arg in p.info["cmdline"] or []):
+            continue
+        with contextlib.suppress(psutil.Error):
+            parent = p.parent()
+            managed = parent is not None and "HAProxyManager" in " ".join(parent.cmdline())
+            if not managed:  # a running runtime's HAProxy has its manager actor for parent
+                p.kill()
 
 
 def _wrapper(run_dir: Path) -> Path:

@@ -90,7 +90,7 @@ async def _every_metric_is_exported(runtime: str, ray_exporter: str) -> None:
         assert code in (0, 3) and all("snake_case" in line for line in complaints), complaints[:5]
 
 
-async def _the_api_is_served(api: str, lines: str, env: dict[str, str]) -> None:
+async def _the_api_is_served(api: str, lines: str, env: dict[str, str], up_pid: int) -> None:
     """The API on Ray Serve at CIDADAO_PORT: ready, and an investigation started through it is worked by the
     pool to completion."""
     assert f"api: {api}/api/v1 (docs {api}/docs, GraphQL {api}/graphql; Ray Serve, haproxy proxy)" in lines
@@ -108,10 +108,18 @@ async def _the_api_is_served(api: str, lines: str, env: dict[str, str]) -> None:
             return (await client.get(location)).json()["status"] == "completed"
 
         await eventually(done, "the pool to complete an investigation started through the API", timeout_s=120)
-    # HAProxy's stats (8404) and metrics (9101), Serve's fallback proxy (8500) and the replicas' own servers
-    # listen on 127.0.0.1 only, as everything else does
-    ours = {c.laddr.port: c.laddr.ip for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
-    assert {ours.get(p) for p in (8404, 9101, 8500, int(api.rsplit(":", 1)[1]))} == {"127.0.0.1"}, ours
+    # HAProxy (the API's port, its stats and metrics) and the replicas' own HTTP servers (direct ingress,
+    # 30000-31000) listen on 127.0.0.1 only (Ray's own gRPC ports are Ray's: see the README)
+    ours = {p.pid: p for p in psutil.Process(up_pid).children(recursive=True)}
+    listening = [(ours[c.pid].name(), c.laddr) for c in psutil.net_connections("tcp")
+                 if c.status == psutil.CONN_LISTEN and c.pid in ours]  # fmt: skip
+    haproxy = [addr for name, addr in listening if name == "haproxy"]
+    replicas = [
+        addr for name, addr in listening if name.startswith("ray::ServeReplica") and 30000 <= addr.port <= 31000
+    ]
+    assert len(haproxy) >= 3 and replicas, listening  # front, stats, metrics; a replica
+    assert all(addr.ip == "127.0.0.1" for addr in haproxy + replicas), listening
+    assert int(api.rsplit(":", 1)[1]) in {addr.port for addr in haproxy}
 
 
 async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, str], tmp_path: Path) -> None:
@@ -141,7 +149,7 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
             answer = await client.get(version, headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 200 and answer.json()["ray_version"]
 
-        await _the_api_is_served(f"http://127.0.0.1:{api_port}", lines, env)
+        await _the_api_is_served(f"http://127.0.0.1:{api_port}", lines, env, up.proc.pid)
 
         status = run_cli("pool", "status", "--json", env=env)
         assert status.returncode == 0, status.stderr

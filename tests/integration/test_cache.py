@@ -247,7 +247,10 @@ async def test_an_investigation_is_kept_once_final_and_served_fresh_while_runnin
     try:
         submitted = await queue.submit(db, {"all": True, "year": None})
         first = await reads.investigation(str(submitted.id), compress=True)
-        assert first is not None and first.value()["status"] == "queued" and first.br  # compressed when asked
+        assert first is not None and first.value()["status"] == "queued"
+        # compressed once when kept; with CACHE_STRATEGY=none nothing is kept, and the HTTP layer compresses the
+        # body per request at its own level
+        assert bool(first.br) == (strategy != "none")
         assert await queue.cancel(db, submitted.id) == "cancelled"
         ended = await reads.investigation(str(submitted.id))
         assert ended is not None and ended.value()["status"] == "cancelled"  # the running state was not kept
