@@ -5,10 +5,11 @@ Two proxies (``CIDADAO_SERVE_PROXY``):
 ``python``   Serve's own proxy actor on ``CIDADAO_HOST:CIDADAO_PORT``; every request crosses it to a replica.
 ``haproxy``  Serve's HAProxy front (``RAY_SERVE_ENABLE_HA_PROXY``, with direct ingress: each replica runs its
              own HTTP server and HAProxy forwards to it) plus ``RAY_SERVE_THROUGHPUT_OPTIMIZED``. HAProxy's
-             stats and Prometheus listeners are pinned by Serve to every interface on fixed ports; Serve offers
-             no setting for them, so ``cidadao up`` runs it through :mod:`deployments.haproxy_wrapper`, which
-             rewrites those binds to ``CIDADAO_HOST`` before HAProxy starts, and sends HAProxy's per-request
-             log to a socket nobody reads instead of ``127.0.0.1:514``.
+             stats and Prometheus listeners are pinned by Serve to every interface; Serve offers no setting for
+             the address, so ``cidadao up`` runs it through :mod:`deployments.haproxy_wrapper`, which rewrites
+             those binds to ``CIDADAO_HOST`` before HAProxy starts; their ports, and the fallback proxy's, are
+             ports free at start; HAProxy's per-request log goes to a socket nobody reads instead of
+             ``127.0.0.1:514``.
 
 Both must be chosen before Ray starts (the controller and the proxies read them once, at import): the
 variables go into the environment the local cluster inherits. A joined cluster keeps the mode it was started
