@@ -318,3 +318,18 @@ async def test_keys_given_by_the_environment(store_settings: Settings, seeded: S
     with pytest.raises(ConfigError, match=r"CIDADAO_API_KEYS: .*entry 2 is not a key") as caught:
         api_settings(store_settings, api_keys=f"{reader},read=nope")
     assert "r" * 43 not in str(caught.value)  # the secret is never echoed
+
+
+async def test_with_redis_down_reads_go_on_and_readiness_says_why(store_settings: Settings, seeded: StoreUrls) -> None:
+    """No Redis (a port nothing listens on): the cache's L2 and the rate limiter are skipped, reads answer
+    from Postgres, and /health/ready is 503 naming Redis."""
+    down = StoreUrls(seeded.database_url, "redis://127.0.0.1:9/0")
+    settings = api_settings(store_settings, rate_limit_per_minute=60, rate_limit_burst=5)
+    async with serve_api(settings, down) as api, api.client() as client:
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 503 and ready.headers["retry-after"] == "5"
+        body = ready.json()
+        assert body["checks"]["postgres"] == "ok" and body["checks"]["redis"].startswith("unavailable")
+        codes = [(await client.get("/api/v1/contracts?limit=3")).status_code for _ in range(8)]
+        assert codes == [200] * 8  # more than the burst of 5: the limiter fails open
+        assert (await client.get("/health/live")).status_code == 200

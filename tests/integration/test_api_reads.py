@@ -126,6 +126,24 @@ async def test_bad_search_input_is_a_422_naming_the_field(api: ApiServer, query:
     assert body["status"] == 422 and body["field"] == field and body["detail"] and "Traceback" not in r.text
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/api/v1/organs?limit=0", "query.limit"),
+        ("/api/v1/organs?cursor=bm9wZQ", "cursor"),
+        ("/api/v1/suppliers?sanctioned=maybe", "query.sanctioned"),
+        ("/api/v1/suppliers?cursor=WzFd", "cursor"),
+        ("/api/v1/flags?cursor=WyJ4Il0", "cursor"),
+        ("/api/v1/flags/by-organ-month?until=24-01", "query.until"),
+        ("/api/v1/contracts/99999999999999999999", "path.contract_id"),
+    ],
+)
+async def test_bad_input_to_every_list_is_a_422_naming_the_field(api: ApiServer, path: str, field: str) -> None:
+    async with api.client() as client:
+        r = await client.get(path)
+    assert r.status_code == 422 and r.json()["field"] == field, r.text
+
+
 async def test_a_contract_with_its_flags_and_the_records_around_it(api: ApiServer, pg: asyncpg.Connection) -> None:
     row = await pg.fetchrow("SELECT id, orgao_codigo, supplier_document FROM contracts ORDER BY id LIMIT 1")
     async with api.client() as client:
