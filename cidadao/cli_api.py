@@ -18,6 +18,7 @@ _err = Console(stderr=True)
 def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.command("api")(api)
+    app.command("serve-env")(serve_env)
 
 
 def _stores() -> tuple[Any, str]:
@@ -107,3 +108,15 @@ def api(
     typer.echo(f"api: http://{settings.host}:{port or settings.port} (uvicorn, {workers} worker(s)); docs at /docs")
     uvicorn.run("deployments.api.asgi:app", factory=True, host=settings.host, port=port or settings.port,
                 workers=workers, log_level="warning", access_log=False, lifespan="on")  # fmt: skip
+
+
+def serve_env() -> None:
+    """Print the `export` lines Ray must start with for Serve's proxy (CIDADAO_SERVE_PROXY), for a cluster
+    started by hand or by cluster.yaml: `eval "$(cidadao serve-env)" && ray start --head ...`."""
+    import shlex
+
+    from cidadao.cli import _settings
+    from deployments.serving import proxy_env
+
+    for name, value in sorted(proxy_env(_settings()).items()):
+        typer.echo(f"export {name}={shlex.quote(value)}")
