@@ -19,6 +19,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(keys_app, name="keys")
     app.command("api")(api)
     app.command("serve-env")(serve_env)
+    app.command("submit")(submit)
 
 
 def _stores() -> tuple[Any, str]:
@@ -120,3 +121,62 @@ def serve_env() -> None:
 
     for name, value in sorted(proxy_env(_settings()).items()):
         typer.echo(f"export {name}={shlex.quote(value)}")
+
+
+def submit(
+    command: Annotated[list[str], typer.Argument(help="A cidadao command and its options, after `--`.")],
+    address: Annotated[
+        str, typer.Option(help="The Ray dashboard's URL (cidadao up prints it).", envvar="RAY_DASHBOARD_ADDRESS")
+    ] = "http://127.0.0.1:8265",
+    wait: Annotated[bool, typer.Option(help="Follow its logs until it ends; exit with its status.")] = True,
+) -> None:
+    """Run a long `cidadao` command (`investigate --all`, a bulk `ingest`) as a Ray job on the running cluster:
+    it shows in the dashboard's Jobs tab and outlives this terminal. `cidadao submit -- investigate --all`."""
+    import shlex
+
+    from ray.job_submission import JobStatus, JobSubmissionClient
+
+    from cidadao.cli import _fail
+
+    if not command or command[0] in ("up", "submit", "down"):
+        _fail("give a cidadao command to run as a job, e.g. `cidadao submit -- investigate --all`")
+    token = _ray_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    try:
+        client = JobSubmissionClient(address, headers=headers)
+    except Exception as exc:  # the SDK raises bare exceptions for an unreachable or refusing dashboard
+        _fail(f"cannot reach the Ray dashboard at {address}: {str(exc).splitlines()[0]}")
+    entrypoint = "cidadao " + " ".join(shlex.quote(part) for part in command)
+    job = client.submit_job(entrypoint=entrypoint, metadata={"name": f"cidadao {command[0]}"},
+                            submission_id=f"cidadao-{command[0]}-{_stamp()}")  # fmt: skip
+    typer.echo(f"job {job}: {entrypoint} (the dashboard's Jobs tab; `ray job logs {job}`)")
+    if not wait:
+        return
+    import asyncio
+
+    async def tail() -> None:
+        async for chunk in client.tail_job_logs(job):
+            typer.echo(chunk, nl=False)
+
+    asyncio.run(tail())
+    status = client.get_job_status(job)
+    typer.echo(f"job {job}: {status}")
+    if status != JobStatus.SUCCEEDED:
+        raise typer.Exit(1)
+
+
+def _ray_token() -> str | None:
+    import os
+    from pathlib import Path
+
+    if token := os.environ.get("RAY_AUTH_TOKEN"):
+        return token
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    return path.read_text().strip() if path.is_file() else None
+
+
+def _stamp() -> str:
+    import secrets
+    import time
+
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)

@@ -49,6 +49,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS")  # set for a Ray job's driver: its cluster
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
         return

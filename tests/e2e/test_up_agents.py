@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import socket
 from pathlib import Path
@@ -108,6 +109,13 @@ async def _the_api_is_served(api: str, lines: str, env: dict[str, str], up_pid: 
             return (await client.get(location)).json()["status"] == "completed"
 
         await eventually(done, "the pool to complete an investigation started through the API", timeout_s=120)
+    # long work as a Ray job: it shows in the dashboard and succeeds
+    dashboard = next(line for line in lines.splitlines() if line.startswith("ray dashboard: ")).split(": ", 1)[1]
+    job = await asyncio.to_thread(run_cli, "submit", "--address", dashboard, "--", "investigate", "--orgao", organ,
+                                  "--json", env=env)  # fmt: skip
+    assert job.returncode == 0, job.stdout + job.stderr
+    assert "job cidadao-investigate-" in job.stdout and "SUCCEEDED" in job.stdout
+    assert '"contracts_analyzed"' in job.stdout
     # HAProxy (the API's port, its stats and metrics) and the replicas' own HTTP servers (direct ingress,
     # 30000-31000) listen on 127.0.0.1 only (Ray's own gRPC ports are Ray's: see the README)
     ours = {p.pid: p for p in psutil.Process(up_pid).children(recursive=True)}
