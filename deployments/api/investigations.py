@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect
@@ -119,7 +119,7 @@ async def cancel(request: Request, investigation_id: uuid.UUID, _: Investigator)
 
 async def _changes(
     request: Request | WebSocket, inv: uuid.UUID, heartbeat: Callable[[], float]
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any], None]:
     """The investigation's state now, then each time it changes, ending with a final one. An empty dict is a
     heartbeat (nothing changed for ``heartbeat()`` seconds; the row is read again then)."""
     services = request.app.state.services
@@ -151,11 +151,15 @@ async def events(request: Request, investigation_id: uuid.UUID) -> Response:
     first = await anext(changes)  # a missing investigation is a 404, before the stream starts
 
     async def stream() -> AsyncIterator[bytes]:
-        yield _sse(first)
-        async for snap in changes:
-            if await request.is_disconnected():
-                return
-            yield _sse(snap)
+        try:
+            yield _sse(first)
+            async for snap in changes:
+                if await request.is_disconnected():
+                    return
+                yield _sse(snap)
+        finally:  # the client gone or the end reached: stop watching now, not when collected
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await changes.aclose()
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})  # fmt: skip
