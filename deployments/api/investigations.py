@@ -219,6 +219,8 @@ async def progress_socket(websocket: WebSocket, investigation_id: str) -> None:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
             await listener
+        with contextlib.suppress(Exception):
+            await changes.aclose()  # stop watching now, not when collected
 
 
 async def _drain(websocket: WebSocket, received: MessageRate) -> None:
