@@ -67,26 +67,26 @@ def test_killed_servers_are_recovered(home: tuple[Settings, dict[str, str]]) -> 
 
 
 def _ports(env: dict[str, str]) -> dict[str, str]:
-    """Free ports for a ``cidadao up``'s metrics endpoints."""
+    """Free ports for a ``cidadao up``'s metrics endpoints and its API."""
     ports = []
-    for _ in range(2):
+    for _ in range(3):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             ports.append(str(s.getsockname()[1]))
-    return dict(env, CIDADAO_METRICS_PORT=ports[0], CIDADAO_RAY_METRICS_PORT=ports[1])
+    return dict(env, CIDADAO_METRICS_PORT=ports[0], CIDADAO_RAY_METRICS_PORT=ports[1], CIDADAO_PORT=ports[2])
 
 
 def test_up_survives_a_killed_runtime_and_stops_on_ctrl_c(home: tuple[Settings, dict[str, str]]) -> None:
     settings, env = home
     env = dict(env, CIDADAO_AGENT_POOL_SIZE="1", CIDADAO_RAY_DASHBOARD="false")  # the stores are what is tested
     first = CliProcess("up", env=_ports(env))
-    first.wait_for_line("ready")
+    first.wait_for_line("ready; press Ctrl-C")
     pg = _pg_pid(settings)
     first.proc.kill()  # the runtime dies without cleaning up: its servers stay behind
     first.finish()
     assert pid_alive(pg)
     second = CliProcess("up", env=_ports(env))  # the killed one's Ray may hold its ports a while longer
-    lines = second.wait_for_line("ready")
+    lines = second.wait_for_line("ready; press Ctrl-C")
     assert _pg_pid(settings) == pg, "the server left behind is reused"
     assert any("postgres (embedded)" in line for line in lines)
     second.proc.send_signal(signal.SIGINT)
