@@ -17,7 +17,6 @@ from ray import serve
 from ray.serve import Application
 
 from actors.cache import ray_caches
-from cidadao.cache.redis_tier import cache_client
 from cidadao.settings import Settings, get_settings
 from cidadao.storage.database import prepare_stores
 from deployments.api.app import create_app
@@ -55,8 +54,8 @@ class ApiIngress:
             database_url, redis_url = database_url or ep.database_url, redis_url or ep.redis_url
         replica = a.read_replica_url or (s.read_replica_url.get_secret_value() if s.read_replica_url else None)
         urls = StoreUrls(database_url, redis_url, replica)
-        caches = ray_caches(s, cache_client(redis_url))
-        return await ApiServices.open(s, urls, caches=caches)
+        # the caches share the services' one Redis client (closed with them)
+        return await ApiServices.open(s, urls, caches=lambda client: ray_caches(s, client))
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         self._api = create_app(self.settings, self._open)

@@ -183,7 +183,6 @@ class _Responder:
                 await self._send(start)
                 await self._send(message)
                 return
-            self.stream = _Stream(self.encoding, self.mw.level, self.mw.gzip_level)
             headers["content-encoding"] = self.encoding
             if not more:
                 data = self._whole(body)
@@ -191,6 +190,7 @@ class _Responder:
                 await self._send(start)
                 await self._send({"type": "http.response.body", "body": data})
                 return
+            self.stream = _Stream(self.encoding, self.mw.level, self.mw.gzip_level)  # only streams need one
             del headers["content-length"]
             await self._send(start)
         assert self.stream is not None

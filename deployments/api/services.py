@@ -6,6 +6,7 @@ plain uvicorn they come from the settings the same way ``cidadao`` reads them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -43,22 +44,24 @@ class ApiServices:
     progress: ProgressHub
 
     @classmethod
-    async def open(cls, settings: Settings, urls: StoreUrls, *, caches: Caches | None = None) -> ApiServices:
-        """Connect: a Postgres pool (and one on the read replica), a Redis client, the caches (``caches``: ones
-        made by the caller, say with the Ray node tier)."""
+    async def open(
+        cls, settings: Settings, urls: StoreUrls, *, caches: Callable[[aioredis.Redis], Caches] | None = None
+    ) -> ApiServices:
+        """Connect: a Postgres pool (and one on the read replica), a Redis client, the caches over it (``caches``: a
+        factory of the caller's, say with the Ray node tier)."""
         pool = await create_pool(urls.database_url, settings)
         reads_pool = pool
         try:
             if urls.read_replica_url:
                 reads_pool = await create_pool(urls.read_replica_url, settings)
             client = cache_client(urls.redis_url)
-            caches = caches or Caches.local(settings, client)
+            made = caches(client) if caches is not None else Caches.local(settings, client)
             progress = ProgressHub(client, pool)
         except BaseException:
             await pool.close()
             raise
         return cls(
-            settings, pool, reads_pool, client, caches, CachedReads(reads_pool, caches),
+            settings, pool, reads_pool, client, made, CachedReads(reads_pool, made),
             KeyStore(pool, ttl=settings.api_key_cache_ttl,
                      static=settings.api_keys.get_secret_value() if settings.api_keys else None),
             RateLimiter(client, f"cidadao:ratelimit:{deployment(settings)}:"), progress,
