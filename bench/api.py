@@ -72,7 +72,7 @@ def _wrk(url: str, paths: list[str], *, seconds: float, connections: int, method
          headers: dict[str, str] | None = None) -> dict[str, Any]:  # fmt: skip
     wrk = shutil.which("wrk")
     if wrk is None:
-        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk)")
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk): bench api drives the API with it")
     lua = _LUA if method == "GET" else f"wrk.method = {_lua_str(method)}\nwrk.body = {_lua_str(body)}\n{_LUA}"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(lua)
@@ -233,6 +233,9 @@ def _drive(url: str, paths: dict[str, Any], cfg: dict[str, Any], echo: Callable[
 def run_benchmark(settings: Settings, cfg: dict[str, Any], out: Path, echo: Callable[[str], None]) -> dict[str, Any]:
     """Run it; print a table; write the JSON result to ``out``."""
     from cidadao.storage.database import prepare_stores
+
+    if shutil.which("wrk") is None:  # before minutes of setup, not after
+        raise RuntimeError("wrk is not installed (Debian: apt-get install wrk): bench api drives the API with it")
 
     redis_url = asyncio.run(prepare_stores(settings, migrate=False)).endpoints.redis_url
     result: dict[str, Any] = {"config": cfg, "cpus": os.cpu_count()}

@@ -110,3 +110,16 @@ def cli_env(store_settings: Settings) -> Iterator[dict[str, str]]:
     if store_settings.redis_url is not None:
         env["CIDADAO_REDIS_URL"] = store_settings.redis_url.get_secret_value()
     yield env
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name every check left out because an outside tool is not installed (tests.helpers.outside_tool)."""
+    from tests.helpers import REQUIRE_TOOLS_VARIABLE, SKIPPED_CHECKS
+
+    if not SKIPPED_CHECKS:
+        return
+    terminalreporter.section("checks skipped: outside tools not installed")
+    for test, tool, check in SKIPPED_CHECKS:
+        terminalreporter.write_line(f"{test}: {check} ({tool} not installed)")
+    tools = ",".join(sorted({tool for _, tool, _ in SKIPPED_CHECKS}))
+    terminalreporter.write_line(f"install them, or set {REQUIRE_TOOLS_VARIABLE}={tools} to make their absence fail")
