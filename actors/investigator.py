@@ -89,7 +89,7 @@ class Investigator:
             async with (await self._reads.pool()).acquire() as conn:  # the read replica when configured
                 counts = await organ_counts(conn, scope)
                 if not counts:
-                    raise no_contracts(scope)
+                    raise await no_contracts(conn, scope)
                 peer = await self._peer_data(conn, scope.year)
                 result, summary = await sweep_scope(
                     self.settings, conn, self._reads.reader_dsn, scope, counts, self.strategy,

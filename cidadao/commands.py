@@ -118,7 +118,7 @@ async def plan_investigation(
     s = cmd.scope
     counts = await organ_counts(conn, s)
     if not counts:
-        raise no_contracts(s)
+        raise await no_contracts(conn, s)
     by_organ = cmd.split == "organ" or (cmd.split == "auto" and 1 < len(counts) <= max_partitions)
     if by_organ and len(counts) > max_partitions:
         raise CommandError("split", f"{len(counts)} organs is more than {max_partitions} partitions; use 'none'")

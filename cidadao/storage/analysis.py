@@ -42,7 +42,12 @@ _CONTRACTS: Final = """SELECT id, source_id, orgao_codigo, ug_codigo, object_cla
 
 @dataclass(frozen=True)
 class Scope:
-    """What an investigation covers: one organ or all, optionally one fiscal (signing) year."""
+    """What an investigation covers: one organ or all, optionally one fiscal (signing) year.
+
+    An organ's code covers the organ and every organ under it: a ministry's code (its *órgão máximo*, e.g. 26000,
+    Ministério da Educação) covers the universities and agencies it supervises, as the Portal's own organ
+    hierarchy (``orgaoMaximo``) says.
+    """
 
     orgao: str | None = None
     year: int | None = None
@@ -56,12 +61,19 @@ class Scope:
         args: list[Any] = []
         if organ and self.orgao is not None:
             args.append(self.orgao)
-            parts.append(f"orgao_codigo = ${first_arg + len(args) - 1}")
+            n = first_arg + len(args) - 1
+            parts.append(_ORGAN_AND_UNDER.format(n=n))
         if self.year is not None:
             args += [date(self.year, 1, 1), date(self.year + 1, 1, 1)]
             n = first_arg + len(args)
             parts.append(f"signed_on >= ${n - 2} AND signed_on < ${n - 1}")
         return " AND ".join(parts), args
+
+
+# one array computed once (an InitPlan), so the contracts are still read through (orgao_codigo, signed_on)
+_ORGAN_AND_UNDER: Final = (
+    "orgao_codigo = ANY(ARRAY(SELECT ${n}::text UNION SELECT codigo FROM organs WHERE orgao_maximo_codigo = ${n}))"
+)
 
 
 async def _copy_csv(conn: asyncpg.Connection, query: str, args: list[Any], schema: pa.Schema) -> pa.Table:
@@ -87,11 +99,33 @@ async def _copy_csv(conn: asyncpg.Connection, query: str, args: list[Any], schem
     ).cast(schema)
 
 
-def no_contracts(scope: Scope) -> EmptyScope:
-    """The error of a scope that holds no contracts (retrying cannot help)."""
-    where = f"orgao {scope.orgao}" if scope.orgao else "the database"
+async def no_contracts(conn: asyncpg.Connection, scope: Scope) -> EmptyScope:
+    """The error of a scope that holds no contracts (retrying cannot help), saying what the database does hold."""
     year = f" in {scope.year}" if scope.year else ""
-    return EmptyScope(f"no contracts in {where}{year}: ingest some first (cidadao ingest)")
+    held = await conn.fetchrow(
+        "SELECT count(*) AS n, count(DISTINCT orgao_codigo) AS organs, min(signed_on) AS first, "
+        "max(signed_on) AS last FROM contracts"
+    )
+    where = f"orgao {scope.orgao}" if scope.orgao else "the database"
+    if held is None or held["n"] == 0:
+        return EmptyScope(
+            f"no contracts in {where}{year}: the database holds none; ingest some first (cidadao ingest, "
+            "or cidadao up --demo N)"
+        )
+    if scope.orgao is not None and scope.year is not None:
+        organ_sql, args = Scope(scope.orgao).where()
+        own = await conn.fetchrow(
+            f"SELECT count(*) AS n, min(signed_on) AS first, max(signed_on) AS last FROM contracts WHERE {organ_sql}",
+            *args,
+        )
+        if own is not None and own["n"]:
+            return EmptyScope(
+                f"no contracts in {where}{year}: it has {own['n']:,} contracts, signed {own['first']} to {own['last']}"
+            )
+    return EmptyScope(
+        f"no contracts in {where}{year}: the database holds {held['n']:,} contracts of {held['organs']:,} organs, "
+        f"signed {held['first']} to {held['last']} (list the organs: GET /api/v1/organs)"
+    )
 
 
 async def organ_counts(conn: asyncpg.Connection, scope: Scope) -> list[tuple[str, int]]:

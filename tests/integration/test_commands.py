@@ -20,6 +20,7 @@ from cidadao.commands import (
     cancel_investigation,
     ingest_files,
     parse,
+    plan_investigation,
     start_investigation,
 )
 from cidadao.contracts.synthetic import generate
@@ -101,6 +102,45 @@ async def test_ingest_stores_valid_rows_reports_the_rest_and_announces_batches(
     assert len(announced) >= 3  # 1000-row batches
     assert sum(d["accepted"] for d in announced) == contracts.accepted
     assert sum(d["rejected"] for d in announced) == contracts.rejected
+
+
+async def test_a_ministry_covers_its_organs_and_an_empty_scope_says_what_the_database_holds(
+    db: asyncpg.Connection, store_settings: Settings, tmp_path: Path
+) -> None:
+    with pytest.raises(EmptyScope, match=r"no contracts in orgao 26000: the database holds none; ingest some first"):
+        await start_investigation(db, StartInvestigation(orgao="26000"))
+    files = generate(tmp_path, 3000, 5, "portal").files
+    paths = [Path(p) for name, p in files.items() if name not in ("labels", "manifest")]
+    await ingest_files(db, IngestFiles(paths=paths), store_settings)
+    total, organs = await db.fetchrow("SELECT count(*), count(DISTINCT orgao_codigo) FROM contracts")
+    # a ministry (órgão máximo) with contracts only in the organs under it, as in the Portal's hierarchy
+    ministry, year = await db.fetchrow(
+        """SELECT o.orgao_maximo_codigo, extract(year FROM c.signed_on)::int FROM contracts c
+             JOIN organs o ON o.codigo = c.orgao_codigo
+            WHERE o.orgao_maximo_codigo <> c.orgao_codigo AND NOT EXISTS
+                  (SELECT 1 FROM contracts d WHERE d.orgao_codigo = o.orgao_maximo_codigo)
+            GROUP BY 1, 2 ORDER BY count(*) DESC LIMIT 1"""
+    )
+    under = await db.fetch(
+        """SELECT c.orgao_codigo, count(*) AS n FROM contracts c JOIN organs o ON o.codigo = c.orgao_codigo
+            WHERE o.orgao_maximo_codigo = $1 AND c.signed_on >= make_date($2, 1, 1)
+              AND c.signed_on < make_date($2 + 1, 1, 1) GROUP BY 1 ORDER BY 1""",
+        ministry, year,
+    )  # fmt: skip
+    plan = await plan_investigation(db, StartInvestigation(orgao=ministry, year=year))
+    assert plan["contracts"] == sum(r["n"] for r in under) > 0 and plan["organs"] == len(under)
+    if len(under) > 1:  # one child investigation per organ under the ministry
+        assert [p["scope"]["orgao"] for p in plan["partitions"]] == [r["orgao_codigo"] for r in under]
+
+    with pytest.raises(EmptyScope) as unknown:
+        await start_investigation(db, StartInvestigation(orgao="99999", year=year))
+    message = str(unknown.value)
+    assert f"no contracts in orgao 99999 in {year}" in message and "ingest some first" not in message
+    assert f"{total:,} contracts of {organs:,} organs" in message and "GET /api/v1/organs" in message
+    with pytest.raises(EmptyScope) as wrong_year:  # the organ has contracts, not in that year: it says which
+        await start_investigation(db, StartInvestigation(orgao=ministry, year=2031))
+    assert f"no contracts in orgao {ministry} in 2031: it has " in str(wrong_year.value)
+    assert await db.fetchval("SELECT count(*) FROM investigations") == 0
 
 
 async def test_queries_read_the_projection(db: asyncpg.Connection) -> None:
