@@ -45,6 +45,17 @@ register_api_commands(app)
 
 err = Console(stderr=True, highlight=False)
 
+# commands that end and may start the embedded servers: those they start are stopped when they end
+_ONE_SHOT = {"db", "events", "ingest", "investigate", "keys", "bench", "api"}
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand in _ONE_SHOT and not ctx.resilient_parsing:
+        from cidadao.storage.store_users import command_session
+
+        ctx.with_resource(command_session(_settings()))
+
 
 def _fail(message: str, code: int = 2) -> NoReturn:
     err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)  # a message may hold [brackets]
@@ -136,11 +147,14 @@ def status() -> None:
 def down() -> None:
     """Stop the embedded servers cleanly (servers named by URL are left alone)."""
     from cidadao.storage.servers import stop_embedded
+    from cidadao.storage.store_users import forget
 
+    settings = _settings()
     try:
-        stopped = stop_embedded(_settings())
+        stopped = stop_embedded(settings)
     except CidadaoError as exc:
         _fail(str(exc))
+    forget(settings)
     typer.echo("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
 
 

@@ -16,10 +16,11 @@ from cidadao.cache.service import Caches
 from cidadao.commands import IngestFiles, detect_files, ingest_files, parse
 from cidadao.contracts.readers import DetectedFile, Kind, SourceFormat
 from cidadao.settings import Settings, mask_secret
+from cidadao.storage import store_users
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.ingest import IngestReport
 from cidadao.storage.postgres import connect
-from cidadao.storage.servers import StoreEndpoints, stop_embedded
+from cidadao.storage.servers import StoreEndpoints
 
 __all__ = ["ingest_paths", "run_up"]
 
@@ -112,16 +113,23 @@ def run_up(
     echo(f"redis    ({where}): {mask_secret(ep.redis_url)}")
     echo(f"data home: {settings.data_home}")
     if detach:
+        store_users.detach(settings)
         echo("running; `cidadao down` stops the embedded servers")
         return
-    try:
-        if serve is not None:
-            serve()
-        else:
-            _wait_for_signal(echo)
-    finally:
-        stopped = stop_embedded(settings)
-        echo("stopped: " + (", ".join(stopped) if stopped else "nothing embedded to stop"))
+    with store_users.runtime_session(settings) as stopped:
+        try:
+            if serve is not None:
+                serve()
+            else:
+                _wait_for_signal(echo)
+        finally:
+            users = store_users.other_users(settings)
+    if stopped:
+        echo("stopped: " + ", ".join(stopped))
+    elif users:
+        echo(f"stopped; the embedded servers stay up for {users} other command(s) using them")
+    else:
+        echo("stopped: nothing embedded to stop")
 
 
 def _wait_for_signal(echo: Callable[[str], None]) -> None:

