@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -102,7 +103,7 @@ class Client:
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         r = self._http.request(method, path, **kwargs)
-        if r.status_code >= 400:
+        if r.status_code >= 300:  # a 3xx left: a redirect not followed, or several choices (a shared source id)
             try:
                 body = r.json()
             except ValueError:
@@ -123,11 +124,14 @@ class Client:
     # --- reads -----------------------------------------------------------------------------------------------
     def contracts(self, *, all_pages: bool = False, **filters: Any) -> Page:
         """Contracts newest first: ``orgao``, ``ug``, ``supplier``, ``object_class``, ``flag``, ``date_from``,
-        ``date_to``, ``value_min``, ``value_max``, ``limit``, ``cursor``."""
+        ``date_to``, ``value_min``, ``value_max``, ``source_id`` (a source's own id), ``limit``, ``cursor``."""
         return self._list("/api/v1/contracts", "contracts", filters, all_pages)
 
-    def contract(self, contract_id: int) -> dict[str, Any]:
-        body: dict[str, Any] = self._call("GET", f"/api/v1/contracts/{contract_id}")
+    def contract(self, contract_id: int | str) -> dict[str, Any]:
+        """The contract whose ``id`` is ``contract_id`` (``contract_id`` of a flag or a result); a source's own id
+        (Portal ``id``, PNCP ``numeroControlePNCP``) as a string is followed to the contract it names."""
+        ref = quote(str(contract_id), safe="")
+        body: dict[str, Any] = self._call("GET", f"/api/v1/contracts/{ref}", follow_redirects=True)
         return body
 
     def organs(self, *, all_pages: bool = False, **params: Any) -> Page:

@@ -1,5 +1,6 @@
 """Reads of many keys in one query, for DataLoaders: whatever the number of parents a GraphQL level holds, each
 nested list costs one query. Each returns one answer per key, in the keys' order (empty or None when absent).
+A contract flag names its contract by ``contract_id`` (``contracts.id``) with its ``source`` and ``source_id``.
 """
 
 from __future__ import annotations
@@ -65,9 +66,10 @@ async def suppliers_by_document(conn: asyncpg.Connection, docs: Sequence[str]) -
 async def flags_of_contracts(conn: asyncpg.Connection, ids: Sequence[int]) -> list[list[dict[str, Any]]]:
     """Each contract's flags, each flag's latest finding."""
     rows = await conn.fetch(
-        """SELECT DISTINCT ON (contract_id, flag) contract_id, flag, severity, score, evidence, basis,
-                  investigation_id::text AS investigation_id, created_at
-             FROM flags WHERE contract_id = ANY($1::bigint[]) ORDER BY contract_id, flag, created_at DESC""",
+        """SELECT DISTINCT ON (f.contract_id, f.flag) f.contract_id, c.source, c.source_id, f.flag, f.severity,
+                  f.score, f.evidence, f.basis, f.investigation_id::text AS investigation_id, f.created_at
+             FROM flags f JOIN contracts c ON c.id = f.contract_id
+            WHERE f.contract_id = ANY($1::bigint[]) ORDER BY f.contract_id, f.flag, f.created_at DESC""",
         list(ids),
     )
     return _by(rows, "contract_id", ids)
@@ -81,10 +83,11 @@ async def flags_of_investigations(
     limit = max((k[1] for k in keys), default=0)
     rows = await conn.fetch(
         """SELECT x.investigation_id, f.* FROM unnest($1::uuid[]) AS x(investigation_id),
-                  LATERAL (SELECT f.id, f.level, f.contract_id, f.orgao_codigo, f.flag, f.severity, f.score, f.evidence,
-                                  f.basis, f.created_at
-                             FROM flags f WHERE f.investigation_id = x.investigation_id
-                            ORDER BY f.score DESC, f.id LIMIT $2) f""",
+                  LATERAL (SELECT g.id, g.level, g.contract_id, c.source, c.source_id, g.orgao_codigo, g.flag,
+                                  g.severity, g.score, g.evidence, g.basis, g.created_at
+                             FROM (SELECT * FROM flags f WHERE f.investigation_id = x.investigation_id
+                                    ORDER BY f.score DESC, f.id LIMIT $2) g
+                             LEFT JOIN contracts c ON c.id = g.contract_id ORDER BY g.score DESC, g.id) f""",
         ids, limit,
     )  # fmt: skip
     grouped = _by(rows, "investigation_id", [k[0] for k in keys])

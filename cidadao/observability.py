@@ -316,7 +316,8 @@ class RequestMetrics:
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            # the template without convertors: /contracts/{contract_id}, not /contracts/{contract_id:path}
+            template = getattr(route, "path_format", None) or getattr(route, "path", None) or "unmatched"
             REQUEST_DURATION.observe(
                 time.perf_counter() - started, method=scope["method"], route=template, status=str(status)
             )

@@ -23,9 +23,12 @@ from cidadao.storage import queue
 
 __all__ = [
     "CONTRACT_COLUMNS",
+    "SOURCES",
+    "SOURCE_ID_MAX",
     "SUPPLIER_COLUMNS",
     "ContractSearch",
     "contract",
+    "contracts_by_source_id",
     "contracts_of",
     "decode_cursor",
     "encode_cursor",
@@ -100,6 +103,10 @@ CONTRACT_COLUMNS: Final = """c.id, c.source, c.source_id, c.numero, c.objeto, c.
     c.situacao, c.signed_on::text AS signed_on, c.starts_on::text AS starts_on, c.ends_on::text AS ends_on,
     c.initial_value::float8 AS initial_value, c.final_value::float8 AS final_value, c.supplier_document,
     c.supplier_name, c.ug_codigo, c.orgao_codigo, c.uf"""
+# contracts.source's CHECK. A source id is unique per source (the natural key (source, source_id)); naming every
+# source lets that key's index find a source id alone (three probes) with no index of its own.
+SOURCES: Final = ("portal", "pncp", "csv")
+SOURCE_ID_MAX: Final = 120  # the ingest refuses longer source ids (cidadao.contracts.mappers)
 
 
 def encode_cursor(values: list[Any]) -> str:
@@ -134,8 +141,11 @@ class ContractSearch:
     date_to: date | None = None
     value_min: float | None = None
     value_max: float | None = None
+    source_id: str | None = None  # the source's own id (Portal `id`, PNCP `numeroControlePNCP`)
 
     def check(self, max_days: int) -> None:
+        if self.source_id is not None and not 1 <= len(self.source_id) <= SOURCE_ID_MAX:
+            raise CommandError("source_id", f"must be 1 to {SOURCE_ID_MAX} characters")
         if self.date_from and self.date_to:
             if self.date_from > self.date_to:
                 raise CommandError("date_to", "must not be before date_from")
@@ -168,6 +178,8 @@ async def search_contracts(
         where.append(f"c.final_value >= {bind(s.value_min)}")
     if s.value_max is not None:
         where.append(f"c.final_value <= {bind(s.value_max)}")
+    if s.source_id is not None:
+        where.append(f"c.source = ANY({bind(list(SOURCES))}::text[]) AND c.source_id = {bind(s.source_id)}")
     if s.flag is not None:
         where.append(f"c.id IN (SELECT f.contract_id FROM flags f WHERE f.flag = {bind(s.flag)})")
     if cursor is not None:
@@ -199,6 +211,16 @@ async def contract(conn: asyncpg.Connection, contract_id: int) -> dict[str, Any]
     )
     out["flags"] = [_with_evidence(r) for r in flags]
     return out
+
+
+async def contracts_by_source_id(conn: asyncpg.Connection, source_id: str) -> list[dict[str, Any]]:
+    """The contracts (``id``, ``source``, ``source_id``) whose source's own id is ``source_id`` — one per source
+    at most (the natural key), in id order."""
+    rows = await conn.fetch(
+        "SELECT id, source, source_id FROM contracts WHERE source = ANY($1::text[]) AND source_id = $2 ORDER BY id",
+        list(SOURCES), source_id,
+    )  # fmt: skip
+    return [dict(r) for r in rows]
 
 
 def _with_evidence(r: asyncpg.Record) -> dict[str, Any]:
@@ -291,10 +313,12 @@ async def search_flags(
     conn: asyncpg.Connection, *, limit: int, cursor: str | None = None, investigation_id: uuid.UUID | None = None,
     flag: str | None = None, severity: str | None = None, orgao: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Flags newest first; an organ's are its agency flags and its contracts' flags."""
+    """Flags newest first; an organ's are its agency flags and its contracts' flags. A contract flag names its
+    contract by ``contract_id`` (``contracts.id``, what ``GET /api/v1/contracts/{id}`` answers) with the source's
+    own ``source`` and ``source_id`` beside it; an agency flag has none of the three."""
     after = decode_cursor(cursor, (int,))[0] if cursor else None
     rows = await conn.fetch(
-        """SELECT f.id, f.investigation_id::text AS investigation_id, f.level, f.contract_id,
+        """SELECT f.id, f.investigation_id::text AS investigation_id, f.level, f.contract_id, c.source, c.source_id,
                   coalesce(f.orgao_codigo, c.orgao_codigo) AS orgao_codigo, f.flag, f.severity, f.score, f.evidence,
                   f.basis, f.created_at
              FROM flags f LEFT JOIN contracts c ON c.id = f.contract_id

@@ -69,7 +69,8 @@ def summarize(result: dict[str, Any], top: int = 10) -> dict[str, Any]:
         "contracts_analyzed": result.get("contracts_analyzed", 0),
         "by_flag": {f: {s: counts[(f, s)] for s in ("high", "medium", "low") if counts[(f, s)]} for f in flags},
         "top_contracts": [
-            {k: f[k] for k in ("contract_id", "flag", "severity", "score", "evidence")} for f in ranked
+            {k: f.get(k) for k in ("contract_id", "source", "source_id", "flag", "severity", "score", "evidence")}
+            for f in ranked
         ],
         "agency_flags": [
             {k: a[k] for k in ("orgao", "flag", "severity", "score")} for a in result.get("agency_flags", ())
@@ -97,8 +98,10 @@ def render_markdown(report: dict[str, Any], language: Language = "pt") -> str:
     if report["top_contracts"]:
         lines += [f"## {t['top']}", ""]
         for f in report["top_contracts"]:
+            at_source = f" ({f['source']} {f['source_id']})" if f.get("source") and f.get("source_id") else ""
             lines.append(
-                f"- `{f['contract_id']}` — {labels.get(f['flag'], f['flag'])} ({f['severity']}, {f['score']:.2f})"
+                f"- `{f['contract_id']}`{at_source} — {labels.get(f['flag'], f['flag'])} "
+                f"({f['severity']}, {f['score']:.2f})"
             )
         lines.append("")
     if report["agency_flags"]:

@@ -34,9 +34,10 @@ def render_investigation(result: dict[str, Any], console: Console, top: int = 10
     console.print(table)
     ranked = sorted(result["flags"], key=lambda f: (_ORDER[f["severity"]], -f["score"]))[:top]
     if ranked:
-        worst = Table("contract", "flag", "severity", "score", title=f"Top {len(ranked)} contract flags")
-        for f in ranked:
-            worst.add_row(f["contract_id"], f["flag"], f["severity"], f"{f['score']:.2f}")
+        worst = Table("contract", "source id", "flag", "severity", "score", title=f"Top {len(ranked)} contract flags")
+        for f in ranked:  # the contract's id (GET /api/v1/contracts/{id}) and its source's own
+            source = f"{f['source']} {f['source_id']}" if f.get("source") else str(f.get("source_id", ""))
+            worst.add_row(str(f["contract_id"]), source, f["flag"], f["severity"], f"{f['score']:.2f}")
         console.print(worst)
     if result["agency_flags"]:
         agencies = Table("orgao", "flag", "severity", "score", title="Agency flags")

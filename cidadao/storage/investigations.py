@@ -33,7 +33,11 @@ async def insert_flags(conn: asyncpg.Connection, inv: uuid.UUID, result: SweepRe
 
 
 async def load_result(conn: asyncpg.Connection, inv: uuid.UUID) -> dict[str, Any] | None:
-    """A completed investigation in the ``cidadao investigate --json`` shape, read back from its rows."""
+    """A completed investigation in the ``cidadao investigate --json`` shape, read back from its rows.
+
+    A contract flag names its contract as every API answer does: ``contract_id`` is ``contracts.id`` (what
+    ``GET /api/v1/contracts/{id}`` answers), with the source's own ``source`` and ``source_id`` (Portal ``id``,
+    PNCP ``numeroControlePNCP``) beside it."""
     row = await conn.fetchrow("SELECT id, scope, status, result, error FROM investigations WHERE id = $1", inv)
     if row is None:
         return None
@@ -41,9 +45,9 @@ async def load_result(conn: asyncpg.Connection, inv: uuid.UUID) -> dict[str, Any
     # a partitioned investigation's flags are its children's
     ids = [inv, *(r["id"] for r in await conn.fetch("SELECT id FROM investigations WHERE parent_id = $1", inv))]
     flags = await conn.fetch(
-        """SELECT c.source_id AS contract_id, f.flag, f.severity, f.score, f.evidence, f.basis
+        """SELECT f.contract_id, c.source, c.source_id, f.flag, f.severity, f.score, f.evidence, f.basis
              FROM flags f JOIN contracts c ON c.id = f.contract_id
-            WHERE f.investigation_id = ANY($1::uuid[]) AND f.level = 'contract' ORDER BY c.source_id, f.flag, c.id""",
+            WHERE f.investigation_id = ANY($1::uuid[]) AND f.level = 'contract' ORDER BY f.contract_id, f.flag""",
         ids,
     )
     agency = await conn.fetch(

@@ -142,7 +142,14 @@ class Flag:
     basis: str
     evidence: JSON
     investigation_id: str | None = None
-    contract_id: int | None = None
+    contract_id: int | None = strawberry.field(
+        default=None,
+        description="the contract's id (`Contract.id`, `GET /api/v1/contracts/{id}`); null on agency flags",
+    )
+    source: str | None = strawberry.field(default=None, description="the contract's source: portal, pncp or csv")
+    source_id: str | None = strawberry.field(
+        default=None, description="the contract's id at its source (Portal `id`, PNCP `numeroControlePNCP`)"
+    )
     orgao_codigo: str | None = None
 
     @strawberry.field
@@ -284,17 +291,17 @@ class Query:
         self, info: Info[Context, None], orgao: str | None = None, ug: str | None = None, supplier: str | None = None,
         object_class: str | None = None, flag: str | None = None, date_from: str | None = None,
         date_to: str | None = None, value_min: float | None = None, value_max: float | None = None, first: int = 50,
-        after: str | None = None,
+        after: str | None = None, source_id: str | None = None,
     ) -> ContractPage:  # fmt: skip
         search = queries.ContractSearch(orgao, ug, supplier, object_class, flag, _date(date_from, "date_from"),
-                                        _date(date_to, "date_to"), value_min, value_max)  # fmt: skip
+                                        _date(date_to, "date_to"), value_min, value_max, source_id)  # fmt: skip
         ctx = _ctx(info)
         search.check(ctx.settings.api_max_date_range_days)
         n = _page(info, first)
         if after is not None:
             queries.decode_cursor(after, (str, int))
         key = _key("search", orgao, ug, supplier, object_class, flag, search.date_from, search.date_to, value_min,
-                   value_max, after, n)  # fmt: skip
+                   value_max, after, n, source_id)  # fmt: skip
         page = await ctx.cached(key, lambda c: queries.search_contracts(c, search, limit=n, cursor=after))
         return ContractPage(items=_many(Contract, page["contracts"]), next=page["next"])
 
@@ -304,7 +311,9 @@ class Query:
         row = await ctx.cached(_key("contract", id), lambda c: queries.contract(c, id))
         if row is None:
             return None
-        ctx.loader("flags", lookups.flags_of_contracts).prime(id, row["flags"])  # already read with it
+        named = {"contract_id": row["id"], "source": row["source"], "source_id": row["source_id"]}
+        flags = [{**f, **named} for f in row["flags"]]  # already read with it: named as the loader names them
+        ctx.loader("flags", lookups.flags_of_contracts).prime(id, flags)
         return _make(Contract, row)
 
     @strawberry.field

@@ -5,7 +5,9 @@
 expression and served from the same cache entries, with the same bytes, headers and problems, as their
 FastAPI routes (which still document them in OpenAPI and answer every other shape: a malformed id, a query
 string, another method). Measured: routing and dependency solving were ~40 % of a cached hit's time
-(docs/benchmarks.md). The gate (key, rate limit) has run before this, as for every route.
+(docs/benchmarks.md). The gate (key, rate limit) has run before this, as for every route. A number that is no
+contract's id goes on to the route: it may be a source's own id, answered there with a redirect (or a 404 that
+says what a contract's id is).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ _HEX: Final = "[0-9a-fA-F]"
 _UUID: Final = f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}"
 _ROUTES: Final[dict[str, tuple[str, Lookup, str]]] = {
     # group name: (route template, lookup, what a 404 says)
-    "contract": ("/api/v1/contracts/{contract_id}", _contract, "no contract"),
+    "contract": ("/api/v1/contracts/{contract_id}", _contract, ""),  # a miss goes on to the route
     "organ": ("/api/v1/organs/{codigo}", _organ, "no organ"),
     "supplier": ("/api/v1/suppliers/{document}", _supplier, "no supplier"),
     "investigation": ("/api/v1/investigations/{investigation_id}", _investigation, "no investigation"),
@@ -88,6 +90,9 @@ class HotReads:
                     entry = await lookup(self.services(), value)
                 except UNAVAILABLE:
                     await send_problem(send, 503, "a store is unavailable; retry later", headers={"Retry-After": "5"})
+                    return
+                if entry is None and name == "contract":
+                    await self.app(scope, receive, send)  # maybe a source's own id: the route redirects or says
                     return
                 if entry is None:
                     await send_problem(send, 404, f"{missing} {value}")

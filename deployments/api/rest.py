@@ -6,10 +6,11 @@ Routes are thin: parse (FastAPI and :mod:`cidadao.queries` refuse bad input nami
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.responses import Response
@@ -19,9 +20,9 @@ from cidadao.cache.entry import Entry
 from cidadao.cache.tiered import Uncacheable
 from cidadao.web.problems import Problem
 from deployments.api.gate import require
-from deployments.api.responses import entry_response
+from deployments.api.responses import JSONBody, entry_response
 
-__all__ = ["cached_record", "record_key", "router"]
+__all__ = ["cached_record", "internal_id", "record_key", "router"]
 
 router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("read"))])
 
@@ -29,6 +30,10 @@ Organ = Annotated[str, Query(pattern=r"^(\d{5}|\d{14})$", description="SIAFI cod
 Document = Annotated[str, Query(pattern=r"^(\d{11}|\d{14})$", description="CNPJ (14 digits) or CPF (11)")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next` of the previous page")]
 Limit = Annotated[int | None, Query(ge=1, le=10_000, description="page size (at most CIDADAO_API_MAX_PAGE_SIZE)")]
+SourceId = Annotated[str | None, Query(
+    min_length=1, max_length=queries.SOURCE_ID_MAX,
+    description="the contract's id at its source (Portal `id`, PNCP `numeroControlePNCP`); one contract per source",
+)]  # fmt: skip
 Severity = Literal["low", "medium", "high"]  # cidadao.redflags.base.SEVERITIES
 
 
@@ -79,24 +84,76 @@ async def contracts(
     date_to: date | None = None,
     value_min: Annotated[float | None, Query(ge=0, le=1e13)] = None,
     value_max: Annotated[float | None, Query(ge=0, le=1e13)] = None,
+    source_id: SourceId = None,
     cursor: Cursor = None,
     limit: Limit = None,
 ) -> Response:
-    search = queries.ContractSearch(orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max)
+    search = queries.ContractSearch(orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max,
+                                    source_id)  # fmt: skip
     search.check(request.app.state.settings.api_max_date_range_days)
     n = _limit(request, limit)
     if cursor is not None:
         queries.decode_cursor(cursor, (str, int))  # refused before any work
-    key = record_key(
-        "search", orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max, cursor, n
-    )
+    key = record_key("search", orgao, ug, supplier, object_class, flag, date_from, date_to, value_min, value_max,
+                     cursor, n, source_id)  # fmt: skip
     return await _cached(request, key, lambda c: queries.search_contracts(c, search, limit=n, cursor=cursor))
 
 
-@router.get("/contracts/{contract_id}", summary="One contract with its flags")
-async def contract(request: Request, contract_id: Annotated[int, Path(ge=1, le=2**63 - 1)]) -> Response:
-    return await _cached(request, record_key("contract", contract_id), lambda c: queries.contract(c, contract_id),
-                         missing=f"no contract {contract_id}")  # fmt: skip
+ContractRef = Annotated[str, Path(
+    min_length=1, max_length=queries.SOURCE_ID_MAX,
+    description="The contract's id: the integer `id` every answer gives (`contracts.id`). A source's own id "
+    "(Portal `id`, PNCP `numeroControlePNCP` with its `/` as `%2F`) is answered by a 308 to the contract it names; "
+    "a number that is a contract's id is that contract, even when it is also some source's id.",
+)]  # fmt: skip
+_PROBLEM: Final = {"application/problem+json": {"schema": {"type": "object", "required": ["status", "detail"]}}}
+_CONTRACT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    300: {"description": "the source id names contracts of several sources: `contracts` lists each one's URL"},
+    308: {"description": "a source's own id of exactly one contract: `Location` is the contract's URL",
+          "headers": {"Location": {"schema": {"type": "string"}, "description": "`/api/v1/contracts/{id}`"}}},
+    404: {"description": "no contract has this id, nor any source this id", "content": _PROBLEM},
+}  # fmt: skip
+_INTERNAL_ID: Final = re.compile(r"[1-9]\d{0,18}")
+
+
+def internal_id(ref: str) -> int | None:
+    """``ref`` as a contract's id (``contracts.id``): a canonical decimal in bigint's range; else None."""
+    if _INTERNAL_ID.fullmatch(ref) is None:
+        return None
+    value = int(ref)
+    return value if value <= 2**63 - 1 else None
+
+
+@router.get("/contracts/{contract_id:path}", summary="One contract with its flags", responses=_CONTRACT_RESPONSES)
+async def contract(request: Request, contract_id: ContractRef) -> Response:
+    """The contract whose `id` is `contract_id`; a source's own id answers 308 to it (see the parameter)."""
+    services, settings = request.app.state.services, request.app.state.settings
+    as_id = internal_id(contract_id)
+    if as_id is not None:
+        entry = await cached_record(services, record_key("contract", as_id), lambda c: queries.contract(c, as_id))
+        if entry is not None:
+            return entry_response(request.scope, entry, minimum_size=settings.compression_min_size)
+    # not a contract's id: perhaps a source's own id (the form results gave before ids were one)
+    entry = await cached_record(services, record_key("contract_source", contract_id),
+                                lambda c: _named_by_source(c, contract_id))  # fmt: skip
+    found: list[dict[str, Any]] = entry.value() if entry is not None else []
+    where = [{**f, "location": f"/api/v1/contracts/{f['id']}"} for f in found]
+    if len(where) == 1:
+        return JSONBody(where[0], status_code=308, headers={"Location": where[0]["location"]})
+    if where:
+        return JSONBody({"detail": f"{len(where)} contracts have the source id {contract_id}: choose one",
+                         "contracts": where}, status_code=300)  # fmt: skip
+    raise Problem(
+        404,
+        f"no contract {contract_id}: it is neither a contract's id nor a source's id of one. A contract's id is the "
+        "integer `id` of GET /api/v1/contracts (`contract_id` in flags and results); to find a contract by its "
+        "source's own id (Portal `id`, PNCP `numeroControlePNCP`): GET /api/v1/contracts?source_id=...",
+        field="path.contract_id",
+    )
+
+
+async def _named_by_source(conn: Any, source_id: str) -> list[dict[str, Any]] | None:
+    found = await queries.contracts_by_source_id(conn, source_id)
+    return found or None  # none: not remembered (it may be ingested soon)
 
 
 @router.get("/organs", summary="Organs by code (cursor pages)")

@@ -44,8 +44,12 @@ async def test_investigate_all_finds_the_planted_flags(
     }  # fmt: skip
     assert result["contracts_analyzed"] == await db.fetchval("SELECT count(*) FROM contracts")
     for f in result["flags"]:
-        assert set(f) == {"contract_id", "flag", "severity", "score", "evidence", "basis"}
-        assert isinstance(f["contract_id"], str) and f["evidence"] and f["basis"]
+        assert set(f) == {"contract_id", "source", "source_id", "flag", "severity", "score", "evidence", "basis"}
+        assert isinstance(f["contract_id"], int) and f["source"] == "portal" and f["evidence"] and f["basis"]
+    # a flag names its contract by the id the API answers, with the Portal's own id beside it
+    stored = dict(await db.fetch("SELECT id, source_id FROM contracts WHERE id = ANY($1::bigint[])",
+                                 sorted({f["contract_id"] for f in result["flags"]})))  # fmt: skip
+    assert {(f["contract_id"], f["source_id"]) for f in result["flags"]} == set(stored.items())
     for a in result["agency_flags"]:
         assert set(a) == {"orgao", "flag", "severity", "score", "evidence", "basis"}
         assert isinstance(a["orgao"], str) and len(a["orgao"]) == 5
@@ -57,7 +61,7 @@ async def test_investigate_all_finds_the_planted_flags(
     truth = _labels(out)
     found: dict[str, set[str]] = defaultdict(set)
     for f in result["flags"]:
-        found[f["flag"]].add(f["contract_id"])
+        found[f["flag"]].add(f["source_id"])  # the labels name contracts by the Portal's id
     for a in result["agency_flags"]:
         found[a["flag"]].add(a["orgao"])
     assert set(truth) == set(result["insufficient"])  # every flag is planted at this size

@@ -135,7 +135,7 @@ async def test_bad_search_input_is_a_422_naming_the_field(api: ApiServer, query:
         ("/api/v1/suppliers?cursor=WzFd", "cursor"),
         ("/api/v1/flags?cursor=WyJ4Il0", "cursor"),
         ("/api/v1/flags/by-organ-month?until=24-01", "query.until"),
-        ("/api/v1/contracts/99999999999999999999", "path.contract_id"),
+        ("/api/v1/contracts/" + "9" * 121, "path.contract_id"),  # longer than any id (a number may be a source's)
     ],
 )
 async def test_bad_input_to_every_list_is_a_422_naming_the_field(api: ApiServer, path: str, field: str) -> None:
@@ -163,10 +163,12 @@ async def test_a_contract_with_its_flags_and_the_records_around_it(api: ApiServe
             == len(await pg.fetch("SELECT 1 FROM contracts WHERE supplier_document = $1", sanctioned))
         )
         for path, detail in (("/api/v1/contracts/999999999", "no contract"), ("/api/v1/organs/00000", "no organ"),
-                             ("/api/v1/suppliers/00000000000000", "no supplier")):  # fmt: skip
+                             ("/api/v1/suppliers/00000000000000", "no supplier"),
+                             ("/api/v1/contracts/abc", "no contract abc: it is neither a contract's id nor a source's"),
+                             ("/api/v1/contracts/0", "no contract 0")):  # fmt: skip  # might have been source ids
             r = await client.get(path)
             assert r.status_code == 404 and r.json()["detail"].startswith(detail)
-        for path in ("/api/v1/contracts/abc", "/api/v1/contracts/0", "/api/v1/organs/1", "/api/v1/suppliers/12"):
+        for path in ("/api/v1/organs/1", "/api/v1/suppliers/12"):
             r = await client.get(path)
             assert r.status_code == 422 and r.json()["field"].startswith("path."), path
 
@@ -194,10 +196,12 @@ async def test_every_request_is_timed_by_route_template(api: ApiServer, pg: asyn
     contract_id = await pg.fetchval("SELECT min(id) FROM contracts")
     async with api.client() as client:
         await client.get(f"/api/v1/contracts/{contract_id}")
+        await client.get(f"/api/v1/contracts/{contract_id}?by=router")  # a query string: the route, not HotReads
         text = (await client.get("/metrics")).text
     samples = exposition_samples(text)
     routes = {labels["route"] for labels, _ in samples["cidadao_ai_request_duration_seconds_count"]}
     assert "/api/v1/contracts/{contract_id}" in routes and not any(r.endswith(f"/{contract_id}") for r in routes)
+    assert not any(":path}" in r for r in routes)  # the template as documented, not the router's convertor
     if (checked := promtool_check_metrics(text)) is not None:
         code, problems = checked
         assert code == 0, problems

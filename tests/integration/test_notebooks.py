@@ -55,6 +55,9 @@ async def _run(path: Path, env: dict[str, str], monkeypatch: pytest.MonkeyPatch)
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}})
     await client.async_execute()  # a cell's error fails the test (CellExecutionError)
+    warned = [o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.get("name") == "stderr" and "Warning" in o.get("text", "")]  # fmt: skip
+    assert not warned, warned  # an analyst sees no warning from our code or our plots
     return nb
 
 
@@ -85,3 +88,12 @@ async def test_03_reads_and_plots_benchmark_results(
     assert ran.returncode == 0, ran.stderr
     nb = await _run(NOTEBOOKS[2], {"CIDADAO_BENCH_RESULTS": str(tmp_path)}, monkeypatch)
     assert "results: ingest" in _text(nb) and "no api.json" in _text(nb)
+
+
+async def test_03_measures_something_when_nothing_was_measured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    results = tmp_path / "results"
+    nb = await _run(NOTEBOOKS[2], {"CIDADAO_BENCH_RESULTS": str(results)}, monkeypatch)
+    text = _text(nb)
+    assert "measuring `cidadao bench quality" in text and "results: quality" in text, text
+    assert "precision" in text and "recall" in text and "no quality.json" not in text
+    assert (results / "quality.json").is_file()

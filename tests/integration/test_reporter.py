@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 RESULT = {
     "investigation_id": "7d1c0a4e-0000-4000-8000-000000000001", "scope": {"orgao": "26000", "year": 2024},
     "contracts_analyzed": 1200,
-    "flags": [{"contract_id": "c1", "flag": "price_outlier", "severity": "high", "score": 9.1,
-               "evidence": {"value": 1e6}, "basis": "b"}],
+    "flags": [{"contract_id": 101, "source": "portal", "source_id": "c1", "flag": "price_outlier", "severity": "high",
+               "score": 9.1, "evidence": {"value": 1e6}, "basis": "b"}],
     "agency_flags": [{"orgao": "26000", "flag": "year_end_rush", "severity": "low", "score": 3.2, "evidence": {},
                       "basis": "b"}],
     "insufficient": {"new_supplier": 4},
@@ -105,7 +105,9 @@ async def test_without_an_endpoint_the_template_is_used() -> None:
     assert out["narrative_source"] == "template" and out["narrative_error"] is None
     md = out["markdown"]
     assert md.startswith("# Relatório da investigação") and "**órgão 26000, ano 2024** — 1.200 contratos" in md
-    assert "preço muito acima dos pares" in md and "`c1`" in md and "gastos concentrados em dezembro" in md
+    assert "preço muito acima dos pares" in md and "`101` (portal c1)" in md and "gastos concentrados em dezembro" in md
+    top = out["report"]["top_contracts"][0]  # the contract's id, and its source's own beside it
+    assert (top["contract_id"], top["source"], top["source_id"]) == (101, "portal", "c1")
     assert out["report"]["by_flag"] == {"price_outlier": {"high": 1}, "year_end_rush": {"low": 1}}
     with pytest.raises(ValueError, match="language"):
         await _report(None, "fr")
