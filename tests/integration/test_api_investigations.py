@@ -106,54 +106,57 @@ async def test_server_sent_events_follow_an_investigation_to_completion(
     api: ApiServer, key: str, store_settings: Settings
 ) -> None:
     organ = await _organ(api)
-    async with api.client(headers={"X-API-Key": key}) as client:
-        started = (await client.post("/api/v1/investigations", json={"orgao": organ})).json()
-        events: list[tuple[str, dict[str, Any]]] = []
-        async with contextlib.AsyncExitStack() as stack:
-            r = await stack.enter_async_context(
-                client.stream("GET", f"{started['location']}/events", headers={"accept-encoding": "br"})
-            )
-            assert r.headers["content-type"].startswith("text/event-stream")
-            assert r.headers["content-encoding"] == "br"  # compressed, yet each event arrives as it is sent
-            kind = ""
-            async for line in r.aiter_lines():  # ends by itself after the final event
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: "):
-                    events.append((kind, orjson.loads(line[6:])))
-                    if len(events) == 1:  # the agents start only once we listen
-                        await stack.enter_async_context(_agents(api_settings(store_settings)))
-        final = (await client.get(started["location"])).json()
-    assert events[0][1]["status"] == "queued" and events[-1][0] == "completed"
-    assert events[-1][1]["status"] == "completed" and events[-1][1]["progress"] == 1.0
-    progress = [e["progress"] for _, e in events]
-    assert progress == sorted(progress)
-    assert final["status"] == "completed" and final["flags"] == events[-1][1]["flags"]
-    async with api.client(headers={"X-API-Key": key}) as client:
-        result = (await client.get(f"{started['location']}/result")).json()
-        late = await client.delete(started["location"])
-        assert late.status_code == 409 and late.json()["investigation_status"] == "completed"
-    assert len(result["flags"]) + len(result["agency_flags"]) == final["flags"] and not result["truncated"]
-    assert all(f["evidence"] and f["basis"] for f in result["flags"])
-    async with api.client() as client:  # the flags, searched; the monthly projection the events keep
-        flags = (await client.get("/api/v1/flags", params={"investigation_id": started["id"], "limit": 500})).json()
-        assert len(flags["flags"]) == final["flags"] and {f["investigation_id"] for f in flags["flags"]} == {
-            started["id"]
-        }
-        severe = await client.get("/api/v1/flags", params={"investigation_id": started["id"], "severity": "low"})
-        assert all(f["severity"] == "low" for f in severe.json()["flags"])
+    # the agents, and the relay and consumers that keep the projection, run until the test has read it
+    async with contextlib.AsyncExitStack() as agents:
+        async with api.client(headers={"X-API-Key": key}) as client:
+            started = (await client.post("/api/v1/investigations", json={"orgao": organ})).json()
+            events: list[tuple[str, dict[str, Any]]] = []
+            async with contextlib.AsyncExitStack() as stack:
+                r = await stack.enter_async_context(
+                    client.stream("GET", f"{started['location']}/events", headers={"accept-encoding": "br"})
+                )
+                assert r.headers["content-type"].startswith("text/event-stream")
+                assert r.headers["content-encoding"] == "br"  # compressed, yet each event arrives as it is sent
+                kind = ""
+                async for line in r.aiter_lines():  # ends by itself after the final event
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: "):
+                        events.append((kind, orjson.loads(line[6:])))
+                        if len(events) == 1:  # the agents start only once we listen
+                            await agents.enter_async_context(_agents(api_settings(store_settings)))
+            final = (await client.get(started["location"])).json()
+        assert events[0][1]["status"] == "queued" and events[-1][0] == "completed"
+        assert events[-1][1]["status"] == "completed" and events[-1][1]["progress"] == 1.0
+        progress = [e["progress"] for _, e in events]
+        assert progress == sorted(progress)
+        assert final["status"] == "completed" and final["flags"] == events[-1][1]["flags"]
+        async with api.client(headers={"X-API-Key": key}) as client:
+            result = (await client.get(f"{started['location']}/result")).json()
+            late = await client.delete(started["location"])
+            assert late.status_code == 409 and late.json()["investigation_status"] == "completed"
+        assert len(result["flags"]) + len(result["agency_flags"]) == final["flags"] and not result["truncated"]
+        assert all(f["evidence"] and f["basis"] for f in result["flags"])
+        async with api.client() as client:  # the flags, searched; the monthly projection the events keep
+            flags = (await client.get("/api/v1/flags", params={"investigation_id": started["id"], "limit": 500})).json()
+            assert len(flags["flags"]) == final["flags"] and {f["investigation_id"] for f in flags["flags"]} == {
+                started["id"]
+            }
+            severe = await client.get("/api/v1/flags", params={"investigation_id": started["id"], "severity": "low"})
+            assert all(f["severity"] == "low" for f in severe.json()["flags"])
 
-        async def projected() -> bool:
-            r = await client.get("/api/v1/flags/by-organ-month", params={"orgao": organ})
-            return r.status_code == 200 and bool(r.json())
+            async def projected() -> bool:
+                r = await client.get("/api/v1/flags/by-organ-month", params={"orgao": organ})
+                return r.status_code == 200 and bool(r.json())
 
-        await eventually(projected, "the projection to hold the organ's flags", timeout_s=30)
-        for query, field in (("severity=extreme", "query.severity"), ("investigation_id=x", "query.investigation_id"),
-                             ("orgao=1", "query.orgao")):  # fmt: skip
-            r = await client.get(f"/api/v1/flags?{query}")
-            assert r.status_code == 422 and r.json()["field"] == field
-        r = await client.get("/api/v1/flags/by-organ-month?since=2024-13")
-        assert r.status_code == 422 and r.json()["field"] == "query.since"
+            await eventually(projected, "the projection to hold the organ's flags", timeout_s=30)
+            bad = (("severity=extreme", "query.severity"), ("investigation_id=x", "query.investigation_id"),
+                   ("orgao=1", "query.orgao"))  # fmt: skip
+            for query, field in bad:
+                r = await client.get(f"/api/v1/flags?{query}")
+                assert r.status_code == 422 and r.json()["field"] == field
+            r = await client.get("/api/v1/flags/by-organ-month?since=2024-13")
+            assert r.status_code == 422 and r.json()["field"] == "query.since"
 
 
 async def test_a_websocket_sends_progress_in_batches(api: ApiServer, key: str, store_settings: Settings) -> None:
