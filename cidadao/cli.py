@@ -587,6 +587,23 @@ def bench_api(
         _fail(str(exc))
 
 
+@bench_app.command("start")
+def bench_start(
+    demo: Annotated[int, typer.Option(min=0, help="Demo contracts `cidadao up --demo` loads at the first start.")] = (
+        20_000
+    ),
+    baseline: Annotated[bool, typer.Option(help="Also time a bare ray.init with the dashboard.")] = True,
+    timeout: Annotated[float, typer.Option(min=10, help="Seconds a start may take to say ready.")] = 300.0,
+    out: Annotated[Path, typer.Option(help="Where to write the JSON result.")] = Path("bench/results/start.json"),
+) -> None:
+    """Seconds from `cidadao up --demo N` to ready: a first start (fresh data home) and a second (all there)."""
+    from bench.start import run_benchmark
+
+    result = run_benchmark(demo, out, typer.echo, baseline=baseline, timeout=timeout)
+    if any(run["ready_s"] is None or run["exit_code"] != 0 for run in result["starts"].values()):
+        _fail(f"a start did not reach ready or did not stop cleanly; see {out}")
+
+
 @bench_app.command("chaos-agents")
 def bench_chaos_agents(
     investigations: Annotated[int, typer.Option(min=1, help="Organ investigations.")] = 100,

@@ -135,3 +135,24 @@ def test_bench_api(tmp_path: Path, cli_env: dict[str, str]) -> None:
     timed = {k: v for k, v in searches.items() if isinstance(v, dict)}
     assert searches["contracts"] == 5000 and len(timed) == 9  # (a table this small may be read without an index)
     assert all(v["p90_ms"] >= v["p50_ms"] > 0 and v["plan"] for v in timed.values())
+
+
+def test_bench_start(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """Two `cidadao up --demo` starts in a fresh data home of the benchmark's own, each to ready and stopped
+    cleanly; the JSON says when each phase's line came out (no timing asserted)."""
+    out = tmp_path / "start.json"
+    ran = run_cli("bench", "start", "--demo", "500", "--no-baseline", "--out", str(out), env=cli_env, timeout=900)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    result = orjson.loads(out.read_bytes())
+    assert list(result["starts"]) == ["first", "second"] and result["demo"] == 500
+    first, second = result["starts"]["first"], result["starts"]["second"]
+    for run in (first, second):
+        assert run["ready_s"] > 0 and run["exit_code"] == 0 and run["stop_s"] > 0 and not run["traceback"]
+        assert {"stores", "ray", "agents", "api"} <= set(run["marks_s"])
+        assert all(0 < t <= run["ready_s"] for t in run["marks_s"].values())
+        assert run["cpu_s_to_ready"] > 0 and run["processes_at_ready"] > 1
+    texts = [[text for _, text in run["timeline"]] for run in (first, second)]
+    assert any(t.startswith("demo: contracts:") for t in texts[0])  # the first start generated the demo data
+    assert any("nothing generated" in t for t in texts[1])  # the second found it there
+    assert result["ready_s"] == {"first": first["ready_s"], "second": second["ready_s"]}
+    assert not Path(result["data_home"]).exists()  # the fresh data home is removed
