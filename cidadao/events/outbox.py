@@ -13,15 +13,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
 
 from cidadao.events.types import Event, encode, stream_of
 from cidadao.observability import EVENTS_PUBLISHED
 from cidadao.storage.postgres import connect
+
+if TYPE_CHECKING:  # a Redis client is passed in; importing redis-py (and its telemetry) costs every agent's start
+    import redis.asyncio as aioredis
 
 __all__ = ["CHANNEL", "MAXLEN", "emit", "relay", "run_relay"]
 

@@ -12,7 +12,6 @@ from datetime import date
 from functools import lru_cache
 from typing import Final
 
-import holidays
 import numpy as np
 import numpy.typing as npt
 
@@ -79,6 +78,8 @@ def ceilings_for(years: npt.NDArray[np.int64], items: npt.NDArray[np.int64]) -> 
 
 @lru_cache(maxsize=64)
 def _calendar(first_year: int, last_year: int) -> tuple[npt.NDArray[np.int64], dict[int, str]]:
+    import holidays  # here, not at import: it costs every agent's Ray worker ~0.13 s of CPU at start
+
     cal = holidays.country_holidays("BR", years=range(first_year, last_year + 1), language="pt_BR")
     names = {d.toordinal() - _EPOCH: str(name) for d, name in cal.items()}
     return np.array(sorted(names), dtype=np.int64), names

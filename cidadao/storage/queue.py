@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import asyncpg
 import orjson
 
 from cidadao.errors import CidadaoError
 from cidadao.events import emit, make
-from cidadao.redflags.sweep import SweepResult
 from cidadao.storage.investigations import insert_flags
+
+if TYPE_CHECKING:  # the rules (numpy, the legal calendars) are loaded by the agents that run them, when they do
+    from cidadao.redflags.sweep import SweepResult
 
 __all__ = [
     "CHANNEL",
