@@ -179,7 +179,8 @@ class Client:
         return body
 
     def cancel(self, investigation_id: str) -> str:
-        return str(self._call("DELETE", f"/api/v1/investigations/{investigation_id}")["status"])
+        """``cancelled`` (it was queued) or ``cancel_requested`` (it is running); ApiError 409 once it has ended."""
+        return str(self._call("POST", f"/api/v1/investigations/{investigation_id}/cancel")["status"])
 
     def follow(self, investigation_id: str, *, heartbeats: bool = False) -> Iterator[dict[str, Any]]:
         """Its states as they change (server-sent events), until the final one; with ``heartbeats``, an empty

@@ -18,15 +18,44 @@ import orjson
 import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from cidadao.errors import CidadaoError, CommandError, EmptyScope, StoreError
 
-__all__ = ["PROBLEM_JSON", "UNAVAILABLE", "Problem", "install_problem_handlers", "problem_body", "problem_response"]
+__all__ = [
+    "PROBLEM_JSON",
+    "UNAVAILABLE",
+    "Problem",
+    "ProblemDetails",
+    "install_problem_handlers",
+    "problem_body",
+    "problem_response",
+]
 
 PROBLEM_JSON: Final = "application/problem+json"
 _log = logging.getLogger("cidadao.web")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where: `query.limit`, `body.orgao`, `path.contract_id`, `header.X-API-Key`")
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem: every error body of this API (``application/problem+json``). Extension members
+    (``errors``, ``investigation_status``, ``checks``) appear where the error has them."""
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+    type: str = Field(description="a URI naming the kind of problem: https://cidadao.ai/problems/<status>")
+    title: str = Field(description="the status's phrase")
+    status: int = Field(ge=400, le=599)
+    detail: str = Field(description="what was wrong, for a person")
+    field: str | None = Field(None, description="the input at fault, when one was: `query.limit`, `body.orgao`")
+    errors: list[FieldError] | None = Field(None, description="every fault of a request that failed validation")
 
 
 class Problem(CidadaoError):
@@ -83,10 +112,16 @@ def _problem(_: Request, exc: Exception) -> Response:
                             **exc.extra)  # fmt: skip
 
 
-def _http(_: Request, exc: Exception) -> Response:
+def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(exc.status_code, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # every method of the path, not only those of the first route that matched it
+        routes = iter_route_contexts(request.app.router.routes)  # included routers' routes too
+        methods = set().union(*(r.methods or () for r in routes if r.matches(request.scope)[0] is not Match.NONE))
+        headers["Allow"] = ", ".join(sorted(methods))
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return problem_response(exc.status_code, detail, headers=headers)
 
 
 def _command(_: Request, exc: Exception) -> Response:

@@ -17,7 +17,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.middleware.cors import CORSMiddleware
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from cidadao.observability import RequestMetrics, init_known_labels, metrics_response
 from cidadao.settings import Settings
@@ -28,7 +28,9 @@ from deployments.api import batch, investigations, rest
 from deployments.api.gate import Gate
 from deployments.api.graphql import graphql_router
 from deployments.api.hot import HotReads
+from deployments.api.openapi import install_openapi, problems
 from deployments.api.responses import JSONBody
+from deployments.api.schemas import Live, Ready
 from deployments.api.services import ApiServices, StoreUrls
 
 __all__ = ["ServicesFactory", "create_app"]
@@ -59,20 +61,24 @@ def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -
     app = FastAPI(
         title="Cidadão.AI API", version="1", lifespan=lifespan, default_response_class=JSONBody,
         description="Red flags of fraud and waste in Brazilian public contracts: contracts, organs, suppliers, "
-        "flags and investigations. Errors are RFC 9457 problem details.",
+        "flags and investigations. Errors are RFC 9457 problem details (`application/problem+json`).",
     )  # fmt: skip
     app.state.settings = settings
+    install_openapi(app, settings)
     install_problem_handlers(app)
     for module in (rest, investigations, batch):
         app.include_router(module.router)
     app.include_router(investigations.ws_router)
     app.include_router(graphql_router(settings))
 
-    @app.get("/health/live", summary="The process answers", tags=["health"])
+    @app.get("/health/live", summary="The process answers", tags=["health"], response_model=Live)
     async def live() -> Response:
         return JSONBody({"status": "ok"})
 
-    @app.get("/health/ready", summary="Postgres and Redis answer (503 otherwise)", tags=["health"])
+    not_ready = problems({503: "Postgres or Redis does not answer (`checks` says which)"})
+
+    @app.get("/health/ready", summary="Postgres and Redis answer (503 otherwise)", tags=["health"],
+             response_model=Ready, responses=not_ready)  # fmt: skip
     async def ready(request: Request) -> Response:
         checks = await request.app.state.services.ready()
         if checks["postgres"] != "ok" or checks["redis"] != "ok":
@@ -80,7 +86,8 @@ def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -
                                     headers={"Retry-After": "5"}, checks=checks)  # fmt: skip
         return JSONBody({"status": "ok", "checks": checks})
 
-    @app.get("/metrics", summary="Prometheus metrics of this process (cidadao_ai_*)", tags=["health"])
+    @app.get("/metrics", summary="Prometheus metrics of this process (cidadao_ai_*)", tags=["health"],
+             response_class=PlainTextResponse)  # fmt: skip
     async def metrics() -> Response:
         body, content_type = metrics_response()
         return Response(body, media_type=content_type)
@@ -95,7 +102,7 @@ def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -
                        minimum_size=settings.compression_min_size)  # fmt: skip
     if settings.cors_origin_list:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST", "DELETE"],
+            CORSMiddleware, allow_origins=settings.cors_origin_list, allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "X-API-Key", "Idempotency-Key", "Content-Type"],
             expose_headers=["Location", "Retry-After", "RateLimit-Remaining"],
         )  # fmt: skip

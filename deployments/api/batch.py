@@ -8,7 +8,8 @@ failing operation is reported in its result; the others still run.
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+import re
+from typing import Annotated, Any, Final, Literal
 
 import httpx
 import orjson
@@ -18,36 +19,46 @@ from starlette.responses import Response
 
 from cidadao.web.problems import Problem
 from deployments.api.responses import JSONBody
+from deployments.api.schemas import BatchResults
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 _FORWARDED = ("authorization", "x-api-key", "x-forwarded-for")
+_PATH: Final = re.compile(r"^/api/v1/(?!batch|ws/)(?!.*/events)[\x21-\x7e]*$")
+_PATH_RULE = (
+    "an /api/v1/ path (not a batch, a WebSocket or an event stream) with its query string, in printable "
+    "ASCII (anything else percent-encoded)"
+)
+_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"  # a header's name: a token (RFC 9110)
+_VALUE = r"^[\t\x20-\x7e]*$"  # its value: printable ASCII
+HeaderName = Annotated[str, Field(max_length=100, pattern=_NAME)]
+HeaderValue = Annotated[str, Field(max_length=1000, pattern=_VALUE)]
 
 
 class Operation(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    method: Literal["GET", "POST", "DELETE"]
-    path: Annotated[str, Field(min_length=8, max_length=2000)]
+    method: Literal["GET", "POST"]
+    # the rule stated in /openapi.json as a pattern is the one checked, with a message that says it
+    path: Annotated[str, Field(min_length=8, max_length=2000, description=_PATH_RULE,
+                               json_schema_extra={"pattern": _PATH.pattern})]  # fmt: skip
     body: dict[str, Any] | None = None
-    headers: dict[Annotated[str, Field(max_length=100)], Annotated[str, Field(max_length=1000)]] = Field(
-        default_factory=dict, max_length=20
-    )
+    headers: dict[HeaderName, HeaderValue] = Field(default_factory=dict, max_length=20)
 
     @field_validator("path")
     @classmethod
     def _api_path(cls, v: str) -> str:
-        if not v.startswith("/api/v1/") or v.startswith(("/api/v1/batch", "/api/v1/ws/")) or "/events" in v:
-            raise ValueError("must be an /api/v1/ path (not a batch, a WebSocket or an event stream)")
+        if _PATH.match(v) is None:
+            raise ValueError(f"must be {_PATH_RULE}")
         return v
 
 
 class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    operations: list[Operation] = Field(min_length=1)
+    operations: list[Operation] = Field(min_length=1, description="1 to BATCH_SIZE operations")
 
 
-@router.post("/batch", summary="Several API calls in one request; a result per call")
+@router.post("/batch", summary="Several API calls in one request; a result per call", response_model=BatchResults)
 async def batch(request: Request, body: Batch) -> Response:
     limit = request.app.state.settings.batch_size
     if len(body.operations) > limit:

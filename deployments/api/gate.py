@@ -27,9 +27,14 @@ from cidadao.web.keys import Scope as KeyScope
 from cidadao.web.limits import send_problem
 from cidadao.web.problems import Problem
 
-__all__ = ["Gate", "client_address", "granted", "require"]
+__all__ = ["Gate", "client_address", "granted", "is_open", "require"]
 
 _OPEN: Final = ("/health/", "/metrics")
+
+
+def is_open(path: str) -> bool:
+    """Whether ``path`` bypasses the gate (no key checked, no rate limit): the health checks and metrics."""
+    return path.startswith(_OPEN)
 
 
 def client_address(scope: Scope, trusted: frozenset[str]) -> str:
@@ -73,7 +78,7 @@ class Gate:
         self.trusted = frozenset(a.strip() for a in settings.forwarded_allow_ips.split(",") if a.strip())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(_OPEN):
+        if scope["type"] not in ("http", "websocket") or is_open(scope["path"]):
             await self.app(scope, receive, send)
             return
         services = self.services()
@@ -142,4 +147,5 @@ def require(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey | None]]:
                           headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
         raise Problem(403, f"API key {key.id} lacks the {scope!r} scope", field="header.Authorization")
 
+    check.scope = scope  # type: ignore[attr-defined]  # read by deployments.api.openapi
     return check

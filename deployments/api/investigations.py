@@ -1,5 +1,6 @@
-"""``/api/v1/investigations``: start (202 + ``Location``, ``Idempotency-Key``), read, cancel, and follow live —
-server-sent events or a WebSocket that sends progress in batches.
+"""``/api/v1/investigations``: start (202 + ``Location``, ``Idempotency-Key``), read, cancel (``POST …/cancel``: the
+investigation stays readable, so it is not a ``DELETE``), and follow live — server-sent events or a WebSocket that
+sends progress in batches.
 
 Starting one only queues it (the command writes the row and its event in one transaction); the agents of
 ``cidadao up`` take it from the queue. A watcher is told the investigation's state when it connects, on every
@@ -13,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Header, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,8 +28,10 @@ from cidadao.storage.queue import IdempotencyConflict
 from cidadao.web.keys import ApiKey
 from cidadao.web.problems import Problem
 from deployments.api.gate import require
+from deployments.api.openapi import problems
 from deployments.api.progress import FINAL, snapshot
 from deployments.api.responses import JSONBody, entry_response, json_bytes
+from deployments.api.schemas import Cancelled, Investigation, InvestigationResult, InvestigationStarted, Progress
 
 __all__ = ["router", "ws_router"]
 
@@ -48,7 +51,42 @@ class InvestigationRequest(BaseModel):
     split: Literal["auto", "organ", "none"] = "auto"
 
 
-@router.post("", status_code=202, summary="Start an investigation (queued; follow it at Location)")
+_STARTED: Final = {
+    "description": "queued (or, with an `Idempotency-Key` seen before, the investigation it started)",
+    "headers": {
+        "Location": {"required": True, "description": "the investigation's URL", "schema": {"type": "string"}},
+        "Idempotent-Replayed": {"description": "`true` when the key replayed an earlier start",
+                                "schema": {"type": "string", "enum": ["true"]}},
+    },
+    "links": {  # what a client does next with the id
+        name: {"operationId": op, "parameters": {"investigation_id": "$response.body#/id"}}
+        for name, op in (("status", "get_investigation"), ("result", "investigation_result"),
+                         ("events", "investigation_events"), ("cancel", "cancel_investigation"))
+    },
+}  # fmt: skip
+_EVENTS: Final = {
+    "description": "One event per change of state, the first at once; a `: heartbeat` comment every "
+    "CIDADAO_SSE_HEARTBEAT seconds of quiet; the stream ends after the final state. The schema is one event's.",
+    "content": {"text/event-stream": {"schema": {
+        "type": "object", "required": ["event", "data"],
+        "properties": {
+            "event": {"enum": ["progress", "completed", "failed", "cancelled"]},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": Progress.model_json_schema()},
+        },
+    }}},
+}  # fmt: skip
+
+
+_START_PROBLEMS: Final = problems({
+    409: "the `Idempotency-Key` was used to start another investigation",
+    422: "an input is invalid, or the scope holds no contracts (`field`: `scope`)",
+})  # fmt: skip
+
+
+@router.post("", status_code=202, summary="Start an investigation (queued; follow it at Location)",
+             operation_id="start_investigation", response_model=InvestigationStarted,
+             responses={202: _STARTED, **_START_PROBLEMS})  # fmt: skip
 async def start(
     request: Request, body: InvestigationRequest, key: Investigator, idempotency_key: IdempotencyKey = None
 ) -> Response:  # fmt: skip
@@ -68,7 +106,8 @@ async def start(
 
 
 @router.get("/{investigation_id}", summary="An investigation's status, progress and summary",
-            dependencies=[Depends(require("read"))])  # fmt: skip
+            dependencies=[Depends(require("read"))], response_model=Investigation,
+            operation_id="get_investigation")  # fmt: skip
 async def get(request: Request, investigation_id: uuid.UUID) -> Response:
     inv = investigation_id
     entry = await request.app.state.services.reads.investigation(str(inv), compress=True)
@@ -78,7 +117,9 @@ async def get(request: Request, investigation_id: uuid.UUID) -> Response:
 
 
 @router.get("/{investigation_id}/result", summary="A completed investigation's flags with their evidence",
-            dependencies=[Depends(require("read"))])  # fmt: skip
+            dependencies=[Depends(require("read"))], response_model=InvestigationResult,
+            operation_id="investigation_result",
+            responses=problems({409: "not completed yet (`investigation_status` says its state)"}))  # fmt: skip
 async def result(request: Request, investigation_id: uuid.UUID) -> Response:
     """Every flag (contract and agency) with its evidence and legal basis; 409 until the investigation is
     completed. At most ``CIDADAO_API_MAX_RESULT_FLAGS`` contract flags (``truncated`` says so; all of them page
@@ -104,7 +145,13 @@ async def result(request: Request, investigation_id: uuid.UUID) -> Response:
     return entry_response(request.scope, entry, minimum_size=settings.compression_min_size)
 
 
-@router.delete("/{investigation_id}", summary="Cancel an investigation (and its partitions)")
+@router.post(
+    "/{investigation_id}/cancel",
+    summary="Cancel an investigation (and its partitions)",
+    operation_id="cancel_investigation",
+    response_model=Cancelled,
+    responses=problems({409: "it had already ended (`investigation_status`)"}),
+)
 async def cancel(request: Request, investigation_id: uuid.UUID, _: Investigator) -> Response:
     inv = investigation_id
     async with request.app.state.services.pool.acquire() as conn:
@@ -143,7 +190,8 @@ async def _changes(
 
 
 @router.get("/{investigation_id}/events", summary="Progress as server-sent events, until it ends",
-            response_class=StreamingResponse, dependencies=[Depends(require("read"))])  # fmt: skip
+            response_class=StreamingResponse, dependencies=[Depends(require("read"))],
+            operation_id="investigation_events", responses={200: _EVENTS})  # fmt: skip
 async def events(request: Request, investigation_id: uuid.UUID) -> Response:
     inv = investigation_id
     period = request.app.state.settings.sse_heartbeat

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from cidadao.cache.entry import Entry
 from cidadao.web.compression import Scope, precompressed
@@ -21,8 +21,9 @@ def json_bytes(content: Any) -> bytes:
     return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
 
 
-class JSONBody(Response):
-    """``application/json`` serialised by orjson (datetimes, dates and UUIDs natively)."""
+class JSONBody(JSONResponse):
+    """``application/json`` serialised by orjson (datetimes, dates and UUIDs natively). A JSONResponse, so that
+    FastAPI documents a route's ``response_model`` as its JSON body."""
 
     media_type = "application/json"
 

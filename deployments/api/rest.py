@@ -13,6 +13,7 @@ from datetime import date
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BeforeValidator
 from starlette.responses import Response
 
 from cidadao import queries
@@ -21,6 +22,16 @@ from cidadao.cache.tiered import Uncacheable
 from cidadao.web.problems import Problem
 from deployments.api.gate import require
 from deployments.api.responses import JSONBody, entry_response
+from deployments.api.schemas import (
+    ContractDetail,
+    ContractPage,
+    FlagPage,
+    OrganDetail,
+    OrganMonthFlags,
+    OrganPage,
+    SupplierDetail,
+    SupplierPage,
+)
 
 __all__ = ["cached_record", "internal_id", "record_key", "router"]
 
@@ -29,12 +40,24 @@ router = APIRouter(prefix="/api/v1", dependencies=[Depends(require("read"))])
 Organ = Annotated[str, Query(pattern=r"^(\d{5}|\d{14})$", description="SIAFI code (5 digits) or CNPJ (14)")]
 Document = Annotated[str, Query(pattern=r"^(\d{11}|\d{14})$", description="CNPJ (14 digits) or CPF (11)")]
 Cursor = Annotated[str | None, Query(max_length=200, description="`next` of the previous page")]
-Limit = Annotated[int | None, Query(ge=1, le=10_000, description="page size (at most CIDADAO_API_MAX_PAGE_SIZE)")]
+# one limit, the settings': stated in /openapi.json (deployments.api.openapi) and enforced by _limit, one message
+Limit = Annotated[int | None, Query(description="page size, 1 to CIDADAO_API_MAX_PAGE_SIZE")]
 SourceId = Annotated[str | None, Query(
     min_length=1, max_length=queries.SOURCE_ID_MAX,
     description="the contract's id at its source (Portal `id`, PNCP `numeroControlePNCP`); one contract per source",
 )]  # fmt: skip
 Severity = Literal["low", "medium", "high"]  # cidadao.redflags.base.SEVERITIES
+
+
+def _iso_day(value: object) -> object:
+    """A date as the schema says, ``YYYY-MM-DD`` (pydantic alone would also take ``0`` as 1970-01-01)."""
+    if isinstance(value, str) and _DAY.fullmatch(value) is None:
+        raise ValueError("must be a date, YYYY-MM-DD")
+    return value
+
+
+_DAY: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+Day = Annotated[date | None, BeforeValidator(_iso_day), Query(description="YYYY-MM-DD")]
 
 
 def _limit(request: Request, limit: int | None) -> int:
@@ -72,7 +95,7 @@ def record_key(*parts: Any) -> str:
     return ":".join("" if p is None else str(p) for p in parts)
 
 
-@router.get("/contracts", summary="Search contracts, newest signed first (cursor pages)")
+@router.get("/contracts", summary="Search contracts, newest signed first (cursor pages)", response_model=ContractPage)
 async def contracts(
     request: Request,
     orgao: Organ | None = None,
@@ -80,8 +103,8 @@ async def contracts(
     supplier: Document | None = None,
     object_class: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
     flag: Annotated[str | None, Query(pattern=r"^[a-z_]{1,64}$", description="contracts with this flag")] = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
+    date_from: Day = None,
+    date_to: Day = None,
     value_min: Annotated[float | None, Query(ge=0, le=1e13)] = None,
     value_max: Annotated[float | None, Query(ge=0, le=1e13)] = None,
     source_id: SourceId = None,
@@ -123,7 +146,8 @@ def internal_id(ref: str) -> int | None:
     return value if value <= 2**63 - 1 else None
 
 
-@router.get("/contracts/{contract_id:path}", summary="One contract with its flags", responses=_CONTRACT_RESPONSES)
+@router.get("/contracts/{contract_id:path}", summary="One contract with its flags", response_model=ContractDetail,
+            responses=_CONTRACT_RESPONSES)  # fmt: skip
 async def contract(request: Request, contract_id: ContractRef) -> Response:
     """The contract whose `id` is `contract_id`; a source's own id answers 308 to it (see the parameter)."""
     services, settings = request.app.state.services, request.app.state.settings
@@ -156,7 +180,7 @@ async def _named_by_source(conn: Any, source_id: str) -> list[dict[str, Any]] | 
     return found or None  # none: not remembered (it may be ingested soon)
 
 
-@router.get("/organs", summary="Organs by code (cursor pages)")
+@router.get("/organs", summary="Organs by code (cursor pages)", response_model=OrganPage)
 async def organs(request: Request, cursor: Cursor = None, limit: Limit = None) -> Response:
     n = _limit(request, limit)
     if cursor is not None:
@@ -164,13 +188,13 @@ async def organs(request: Request, cursor: Cursor = None, limit: Limit = None) -
     return await _cached(request, record_key("organs", cursor, n), lambda c: queries.organs(c, limit=n, cursor=cursor))
 
 
-@router.get("/organs/{codigo}", summary="An organ, its totals and its management units")
+@router.get("/organs/{codigo}", summary="An organ, its totals and its management units", response_model=OrganDetail)
 async def organ(request: Request, codigo: Annotated[str, Path(pattern=r"^(\d{5}|\d{14})$")]) -> Response:
     return await _cached(request, record_key("organ", codigo), lambda c: queries.organ(c, codigo),
                          missing=f"no organ {codigo}")  # fmt: skip
 
 
-@router.get("/suppliers", summary="Suppliers by document (cursor pages)")
+@router.get("/suppliers", summary="Suppliers by document (cursor pages)", response_model=SupplierPage)
 async def suppliers(
     request: Request, sanctioned: bool | None = None, cursor: Cursor = None,
     limit: Limit = None,
@@ -182,13 +206,17 @@ async def suppliers(
                          lambda c: queries.suppliers(c, limit=n, cursor=cursor, sanctioned=sanctioned))  # fmt: skip
 
 
-@router.get("/suppliers/{document}", summary="A supplier with its newest contracts, totals and sanctions")
+@router.get(
+    "/suppliers/{document}",
+    summary="A supplier with its newest contracts, totals and sanctions",
+    response_model=SupplierDetail,
+)
 async def supplier(request: Request, document: Annotated[str, Path(pattern=r"^(\d{11}|\d{14})$")]) -> Response:
     return await _cached(request, record_key("supplier", document), lambda c: queries.supplier(c, document),
                          missing=f"no supplier {document}")  # fmt: skip
 
 
-@router.get("/flags", summary="Flags found by investigations, newest first (cursor pages)")
+@router.get("/flags", summary="Flags found by investigations, newest first (cursor pages)", response_model=FlagPage)
 async def flags(
     request: Request,
     investigation_id: uuid.UUID | None = None,
@@ -211,7 +239,11 @@ async def flags(
 Month = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
 
-@router.get("/flags/by-organ-month", summary="Flags per organ, signing month and flag (the projection)")
+@router.get(
+    "/flags/by-organ-month",
+    summary="Flags per organ, signing month and flag (the projection)",
+    response_model=list[OrganMonthFlags],
+)
 async def flags_by_organ_month(request: Request, orgao: Organ | None = None, since: Month = None,
                                until: Month = None) -> Response:  # fmt: skip
     entry = await request.app.state.services.reads.flags_by_organ_month(orgao=orgao, since=since, until=until,

@@ -83,10 +83,12 @@ async def test_start_read_replay_conflict_and_cancel(api: ApiServer, key: str) -
         assert status["status"] == "queued" and status["scope"]["orgao"] == organ
         early = await client.get(f"{first['location']}/result")
         assert early.status_code == 409 and early.json()["investigation_status"] == "queued"
-        r = await client.delete(first["location"])
+        r = await client.delete(first["location"])  # cancelling is not deleting: the investigation stays readable
+        assert r.status_code == 405 and r.headers["allow"] == "GET" and r.json()["status"] == 405
+        r = await client.post(f"{first['location']}/cancel")
         assert r.status_code == 200 and r.json()["status"] == "cancelled"
         assert (await client.get(first["location"])).json()["status"] == "cancelled"
-        again = await client.delete(first["location"])  # cancelled already: says so, changes nothing
+        again = await client.post(f"{first['location']}/cancel")  # cancelled already: says so, changes nothing
         assert again.status_code == 200 and again.json()["status"] == "cancelled"
         for body, field in (({"orgao": "1"}, "body.orgao"), ({"year": 1500}, "body.year"),
                             ({"colour": "red"}, "body.colour"), ({"orgao": "99999"}, "scope")):  # fmt: skip
@@ -97,7 +99,8 @@ async def test_start_read_replay_conflict_and_cancel(api: ApiServer, key: str) -
         )
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
         missing = "/api/v1/investigations/00000000-0000-0000-0000-000000000000"
-        assert (await client.get(missing)).status_code == 404 and (await client.delete(missing)).status_code == 404
+        assert (await client.get(missing)).status_code == 404
+        assert (await client.post(f"{missing}/cancel")).status_code == 404
         r = await client.get("/api/v1/investigations/not-a-uuid")
         assert r.status_code == 422 and r.json()["field"] == "path.investigation_id"
 
@@ -133,7 +136,7 @@ async def test_server_sent_events_follow_an_investigation_to_completion(
         assert final["status"] == "completed" and final["flags"] == events[-1][1]["flags"]
         async with api.client(headers={"X-API-Key": key}) as client:
             result = (await client.get(f"{started['location']}/result")).json()
-            late = await client.delete(started["location"])
+            late = await client.post(f"{started['location']}/cancel")
             assert late.status_code == 409 and late.json()["investigation_status"] == "completed"
         assert len(result["flags"]) + len(result["agency_flags"]) == final["flags"] and not result["truncated"]
         assert all(f["evidence"] and f["basis"] for f in result["flags"])

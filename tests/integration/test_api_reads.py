@@ -99,6 +99,26 @@ async def test_each_contract_filter_matches_the_database(
     assert [c["id"] for c in got] == [r["id"] for r in want] and got
 
 
+async def test_one_page_size_limit_stated_and_enforced_with_one_message(api: ApiServer) -> None:
+    most = api.app.state.settings.api_max_page_size
+    async with api.client() as client:
+        spec = (await client.get("/openapi.json")).json()
+        stated = {p["name"]: p["schema"] for p in spec["paths"]["/api/v1/organs"]["get"]["parameters"]}["limit"]
+        assert (stated["minimum"], stated["maximum"]) == (1, most)
+        assert (await client.get(f"/api/v1/organs?limit={most}")).status_code == 200
+        refused = [(await client.get(f"/api/v1/organs?limit={n}")).json() for n in (0, most + 1, 100_000)]
+    assert {(r["field"], r["detail"]) for r in refused} == {("query.limit", f"limit must be between 1 and {most}")}
+
+
+async def test_a_wrong_method_is_a_405_listing_every_method_of_the_path(api: ApiServer) -> None:
+    async with api.client() as client:
+        r = await client.put("/api/v1/investigations/00000000-0000-0000-0000-000000000000")
+        assert r.status_code == 405 and r.headers["allow"] == "GET"
+        assert r.headers["content-type"] == "application/problem+json" and "allowed: GET" in r.json()["detail"]
+        r = await client.get("/api/v1/investigations")
+        assert r.status_code == 405 and r.headers["allow"] == "POST"
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [
@@ -108,6 +128,7 @@ async def test_each_contract_filter_matches_the_database(
         ("orgao=12", "query.orgao"),
         ("supplier=123", "query.supplier"),
         ("date_from=2024-13-01", "query.date_from"),
+        ("date_to=0", "query.date_to"),  # a date is YYYY-MM-DD, not a number of seconds
         ("date_from=2024-05-01&date_to=2024-01-01", "date_to"),
         ("date_from=1990-01-01&date_to=2024-01-01", "date_to"),
         ("value_min=10&value_max=5", "value_max"),

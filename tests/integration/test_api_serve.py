@@ -69,7 +69,7 @@ async def test_serve_streams_events_and_websocket_progress(seeded: str, database
     async with httpx.AsyncClient(base_url=seeded, timeout=30, headers={"X-API-Key": key}) as client:
         organ = (await client.get("/api/v1/contracts?limit=1")).json()["contracts"][0]["orgao_codigo"]
         started = (await client.post("/api/v1/investigations", json={"orgao": organ})).json()
-        assert (await client.delete(started["location"])).json()["status"] == "cancelled"
+        assert (await client.post(f"{started['location']}/cancel")).json()["status"] == "cancelled"
         async with client.stream("GET", f"{started['location']}/events") as r:
             text = "".join([chunk async for chunk in r.aiter_text()])
     assert r.headers["content-type"].startswith("text/event-stream") and "event: cancelled" in text
