@@ -32,10 +32,13 @@ async def test_the_client_runs_an_investigation_and_reads_its_flags(
                 started = client.start_investigation(orgao=organ)
                 final = client.wait(started.id, timeout=120)
                 flags = client.flags(investigation_id=final.id)
+                named = next(f for f in flags if f["contract_id"] is not None)
+                by_id, by_source = client.contract(named["contract_id"]), client.contract(named["source_id"])
                 with pytest.raises(ApiError) as refused:
                     client.contracts(limit=0)
                 return {"organ": organ, "contracts": everything, "final": final, "flags": flags,
-                        "organ_info": client.organ(organ), "refused": refused.value,
+                        "organ_info": client.organ(organ), "refused": refused.value, "named": named,
+                        "by_id": by_id, "by_source": by_source,
                         "gql": client.graphql("{ organs(first: 2) { items { codigo } } }")}  # fmt: skip
 
         got = await asyncio.to_thread(analyst)
@@ -46,4 +49,7 @@ async def test_the_client_runs_an_investigation_and_reads_its_flags(
     table = got["contracts"].to_arrow()
     assert table.num_rows == len(got["contracts"]) and "final_value" in table.column_names
     assert got["refused"].status == 422 and got["refused"].field == "query.limit"
+    # a flag's contract_id reads its contract; its source's own id is followed (308) to the same one
+    assert got["by_id"]["id"] == got["by_source"]["id"] == got["named"]["contract_id"]
+    assert got["by_source"]["source_id"] == got["named"]["source_id"]
     assert len(got["gql"]["organs"]["items"]) == 2
