@@ -111,9 +111,10 @@ class LocalBackend:
 class RayBackend:
     """Agents as named Ray actors; ``classes[kind]`` is the plain class, ``args`` its constructor's first args.
 
-    ``singletons`` (name → plain class, built with the same args) are started once, before the first agent,
-    for the agents to find by name (the shared peer-data cache), told to ``warm()`` up when they can, and
-    stopped by :meth:`close`.
+    ``singletons`` (name → plain class, built with the same args) are started once, with the first agent (an
+    agent finds one by name when it first needs it, so it is not kept waiting: on two cores a worker's start is
+    a second or two), told to ``warm()`` up once they answer, and stopped by :meth:`close`. An agent's start
+    returns when it and the singletons answer.
     """
 
     def __init__(
@@ -123,23 +124,28 @@ class RayBackend:
         self.classes, self.args, self.namespace, self.close_timeout = classes, args, namespace, close_timeout
         self.singletons = dict(singletons or {})
         self._singletons: dict[str, Any] = {}
-        self._singletons_lock = asyncio.Lock()
+        self._singletons_up: dict[str, asyncio.Future[None]] = {}
 
     async def start(self, kind: str, name: str) -> Any:
         from actors.factory import actor_class
 
-        async with self._singletons_lock:  # agents start concurrently; the singletons are made once
-            for single, cls in self.singletons.items():
-                if single not in self._singletons:
-                    options = {"name": single, "namespace": self.namespace, "get_if_exists": True}
-                    # keep this (the owner's) handle: a non-detached actor dies with its owner's last handle
-                    self._singletons[single] = actor_class(cls).options(**options).remote(*self.args, single)
-                    await self.health(self._singletons[single])
-                    if hasattr(cls, "warm"):  # fire and forget: it fills its cache while the agents start
-                        self._singletons[single].warm.remote()
+        for single, cls in self.singletons.items():  # made once (no await before the dict holds it)
+            if single not in self._singletons:
+                options = {"name": single, "namespace": self.namespace, "get_if_exists": True}
+                # keep this (the owner's) handle: a non-detached actor dies with its owner's last handle
+                self._singletons[single] = actor_class(cls).options(**options).remote(*self.args, single)
+                self._singletons_up[single] = asyncio.ensure_future(self._singleton_up(single, cls))
         handle = actor_class(self.classes[kind]).options(name=name, namespace=self.namespace).remote(*self.args, name)
         await handle.health.options(concurrency_group="health").remote()  # warm: constructed and answering
+        for up in self._singletons_up.values():  # a singleton that failed to start fails the starts waiting on it
+            if not up.done() or (not up.cancelled() and up.exception() is None):
+                await asyncio.shield(up)
         return handle
+
+    async def _singleton_up(self, single: str, cls: type) -> None:
+        await self.health(self._singletons[single])
+        if hasattr(cls, "warm"):  # fire and forget: it fills its cache while the agents start
+            self._singletons[single].warm.remote()
 
     async def health(self, handle: Any) -> dict[str, Any]:
         return await handle.health.options(concurrency_group="health").remote()  # type: ignore[no-any-return]
@@ -159,6 +165,9 @@ class RayBackend:
     async def close(self) -> None:
         """Stop the singletons."""
         singletons, self._singletons = list(self._singletons.values()), {}
+        for up in self._singletons_up.values():
+            up.cancel()
+        self._singletons_up.clear()
         await asyncio.gather(*(self.stop(h) for h in singletons))
 
 
