@@ -6,8 +6,9 @@ No ``CIDADAO_DATABASE_URL`` ⇒ a real PostgreSQL from the ``pgserver`` wheel, d
 
 Starting is idempotent: a running server (started by this or another process) is reused, so several
 ``cidadao`` processes share them. Who stops them is :mod:`cidadao.storage.store_users`' business (a command
-stops what it started when it ends, ``cidadao up`` at its end, ``cidadao down`` always). A server left behind by a killed process is simply reused; a server that died and left
-a stale pid file is restarted. Servers named by URL are never started or stopped.
+stops what it started when it ends, ``cidadao up`` at its end, ``cidadao down`` always). A server left
+behind by a killed process is simply reused; a server that died and left a stale pid file is restarted.
+Servers named by URL are never started or stopped.
 """
 
 from __future__ import annotations
