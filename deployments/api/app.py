@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, params
+from fastapi.dependencies.utils import get_flat_params
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import PlainTextResponse, Response
 
@@ -23,7 +24,7 @@ from cidadao.observability import RequestMetrics, init_known_labels, metrics_res
 from cidadao.settings import Settings
 from cidadao.web.compression import Compression
 from cidadao.web.limits import BodyLimit, Deadline, InFlightLimit
-from cidadao.web.problems import install_problem_handlers, problem_response
+from cidadao.web.problems import Problem, install_problem_handlers, problem_response
 from deployments.api import batch, investigations, rest
 from deployments.api.gate import Gate
 from deployments.api.graphql import graphql_router
@@ -36,6 +37,23 @@ from deployments.api.services import ApiServices, StoreUrls
 __all__ = ["ServicesFactory", "create_app"]
 
 ServicesFactory = Callable[[], Awaitable[ApiServices]]
+
+
+async def _only_known_query(request: Request) -> None:
+    """A query parameter the route does not take is refused, not ignored: ``?orgão=26000`` (a typo) would
+    otherwise answer every organ's contracts as if they were the ones asked for."""
+    route = request.scope.get("route")
+    if not request.query_params or route is None:
+        return
+    declared: frozenset[str] | None = getattr(route, "_cidadao_query", None)
+    if declared is None:  # worked out once per route, kept on it
+        found = get_flat_params(route.dependant)
+        declared = frozenset(p.alias for p in found if isinstance(p.field_info, params.Query))
+        route._cidadao_query = declared
+    for name in request.query_params:
+        if name not in declared:
+            takes = ", ".join(sorted(declared)) or "no query parameters"
+            raise Problem(422, f"unknown query parameter {name!r}; this route takes {takes}", field=f"query.{name}")
 
 
 def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -> FastAPI:
@@ -67,7 +85,7 @@ def create_app(settings: Settings, open_services: ServicesFactory | StoreUrls) -
     install_openapi(app, settings)
     install_problem_handlers(app)
     for module in (rest, investigations, batch):
-        app.include_router(module.router)
+        app.include_router(module.router, dependencies=[Depends(_only_known_query)])
     app.include_router(investigations.ws_router)
     app.include_router(graphql_router(settings))
 

@@ -23,7 +23,9 @@ from cidadao.web.problems import Problem
 from deployments.api.gate import require
 from deployments.api.responses import JSONBody, entry_response
 from deployments.api.schemas import (
+    ContractChoices,
     ContractDetail,
+    ContractLocation,
     ContractPage,
     FlagPage,
     OrganDetail,
@@ -128,12 +130,14 @@ ContractRef = Annotated[str, Path(
     "(Portal `id`, PNCP `numeroControlePNCP` with its `/` as `%2F`) is answered by a 308 to the contract it names; "
     "a number that is a contract's id is that contract, even when it is also some source's id.",
 )]  # fmt: skip
-_PROBLEM: Final = {"application/problem+json": {"schema": {"type": "object", "required": ["status", "detail"]}}}
-_CONTRACT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    300: {"description": "the source id names contracts of several sources: `contracts` lists each one's URL"},
+_CONTRACT_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {  # its 404's body: the Problem (openapi.py)
+    300: {"description": "the source id names contracts of several sources: `contracts` lists each one's URL",
+          "model": ContractChoices},
     308: {"description": "a source's own id of exactly one contract: `Location` is the contract's URL",
-          "headers": {"Location": {"schema": {"type": "string"}, "description": "`/api/v1/contracts/{id}`"}}},
-    404: {"description": "no contract has this id, nor any source this id", "content": _PROBLEM},
+          "model": ContractLocation,
+          "headers": {"Location": {"required": True, "schema": {"type": "string"},
+                                   "description": "`/api/v1/contracts/{id}`"}}},
+    404: {"description": "no contract has this id, nor any source this id"},
 }  # fmt: skip
 _INTERNAL_ID: Final = re.compile(r"[1-9]\d{0,18}")
 

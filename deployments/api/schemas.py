@@ -16,7 +16,9 @@ from pydantic import BaseModel, Field
 __all__ = [
     "BatchResults",
     "Cancelled",
+    "ContractChoices",
     "ContractDetail",
+    "ContractLocation",
     "ContractPage",
     "FlagPage",
     "Investigation",
@@ -73,6 +75,22 @@ class ContractFlag(BaseModel):
 
 class ContractDetail(Contract):
     flags: list[ContractFlag]
+
+
+class ContractLocation(BaseModel):
+    """A contract a source's own id names (a 308's body; its ``Location`` is ``location``)."""
+
+    id: int
+    source: Literal["portal", "pncp", "csv"]
+    source_id: str
+    location: str = Field(description="`/api/v1/contracts/{id}`")
+
+
+class ContractChoices(BaseModel):
+    """A source id that several sources gave (a 300's body): one entry per contract."""
+
+    detail: str
+    contracts: list[ContractLocation]
 
 
 class ContractPage(BaseModel):

@@ -129,6 +129,7 @@ async def test_a_wrong_method_is_a_405_listing_every_method_of_the_path(api: Api
         ("supplier=123", "query.supplier"),
         ("date_from=2024-13-01", "query.date_from"),
         ("date_to=0", "query.date_to"),  # a date is YYYY-MM-DD, not a number of seconds
+        ("orgao_codigo=26000", "query.orgao_codigo"),  # not a parameter of the search: refused, not ignored
         ("date_from=2024-05-01&date_to=2024-01-01", "date_to"),
         ("date_from=1990-01-01&date_to=2024-01-01", "date_to"),
         ("value_min=10&value_max=5", "value_max"),

@@ -14,7 +14,8 @@ for a reason the schema cannot carry:
 
 Decisions the checks asked for, kept as product behaviour (README, "The HTTP API"): cancelling is
 ``POST /investigations/{id}/cancel`` — the investigation stays readable, which a ``DELETE`` would deny
-(``use_after_free``); a 405 lists every method of the path in ``Allow``; a key that is presented is checked on
+(``use_after_free``); a 405 lists every method of the path in ``Allow``; a query parameter a route does not
+take is a 422 naming it, not ignored; a key that is presented is checked on
 every route (401 if invalid), and routes that need one answer 401 without it (``ignored_auth``).
 """
 
