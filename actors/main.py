@@ -14,6 +14,7 @@ from actors.pool import PoolConfig
 from actors.runtime import AgentRuntime, ray_runtime
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
+from pipelines.ray_node import mute_raylet_notices
 from pipelines.runtime import RayInfo, start_ray
 
 __all__ = ["investigate_once", "run_agents"]
@@ -28,16 +29,24 @@ def run_agents(
     SIGTERM, then everything stopped in order (``stop_api`` first)."""
     import ray
 
+    explicit = {"ray_dashboard_port": "dashboard", "ray_metrics_port": "metrics"}
     info = start_ray(
         settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port,
         metrics_port=settings.ray_metrics_port,
+        explicit_ports=frozenset(v for k, v in explicit.items() if k in settings.model_fields_set),
     )  # fmt: skip
     try:
         echo(f"ray: {'started a local cluster' if info.started else 'joined the cluster'} at {info.address}")
+        for note in info.notes:
+            echo(f"ray: {note}")
         if info.dashboard_url:
             echo(f"ray dashboard: {info.dashboard_url}")
         elif info.started:
             echo("ray dashboard: off (CIDADAO_RAY_DASHBOARD=false)")
+        if info.jobs == "ok":
+            echo("ray jobs: ready (`cidadao submit -- investigate --all` runs one here)")
+        elif info.jobs:
+            echo(f"ray jobs: {info.jobs}")
         if info.token_auth:
             where = f"kept in {info.token_path}" if info.token_path else "from RAY_AUTH_TOKEN"
             echo(f"ray auth: token required; `ray get-auth-token` prints it ({where})")
@@ -84,6 +93,7 @@ async def _serve(
         await stop.wait()
         echo("stopping: agents finish nothing new; running investigations resume at the next start")
     finally:
+        mute_raylet_notices()  # what Ray says of the processes this stop ends is not news (Ray's logs keep it)
         if start_api is not None and stop_api is not None:
             await asyncio.to_thread(stop_api)
         await runtime.stop()

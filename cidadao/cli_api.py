@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -126,29 +127,40 @@ def serve_env() -> None:
 def submit(
     command: Annotated[list[str], typer.Argument(help="A cidadao command and its options, after `--`.")],
     address: Annotated[
-        str, typer.Option(help="The Ray dashboard's URL (cidadao up prints it).", envvar="RAY_DASHBOARD_ADDRESS")
-    ] = "http://127.0.0.1:8265",
+        str | None,
+        typer.Option(
+            help="The Ray dashboard's URL (default: the one the running `cidadao up` started, else "
+            "http://127.0.0.1:CIDADAO_RAY_DASHBOARD_PORT).",
+            envvar="RAY_DASHBOARD_ADDRESS",
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Follow its logs until it ends; exit with its status.")] = True,
 ) -> None:
     """Run a long `cidadao` command (`investigate --all`, a bulk `ingest`) as a Ray job on the running cluster:
     it shows in the dashboard's Jobs tab and outlives this terminal. `cidadao submit -- investigate --all`."""
+    import logging
     import shlex
 
     from ray.job_submission import JobStatus, JobSubmissionClient
 
     from cidadao.cli import _fail
 
+    logging.getLogger("ray.dashboard.modules.job.sdk").setLevel(logging.WARNING)  # its INFO: "WebSocket closed"
     if not command or command[0] in ("up", "submit", "down"):
         _fail("give a cidadao command to run as a job, e.g. `cidadao submit -- investigate --all`")
+    address, jobs = (address, None) if address else _running_dashboard()
     token = _ray_token()
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         client = JobSubmissionClient(address, headers=headers)
     except Exception as exc:  # the SDK raises bare exceptions for an unreachable or refusing dashboard
-        _fail(f"cannot reach the Ray dashboard at {address}: {str(exc).splitlines()[0]}")
+        _fail(_job_error(exc, address, jobs, reaching=True))
     entrypoint = "cidadao " + " ".join(shlex.quote(part) for part in command)
-    job = client.submit_job(entrypoint=entrypoint, metadata={"name": f"cidadao {command[0]}"},
-                            submission_id=f"cidadao-{command[0]}-{_stamp()}")  # fmt: skip
+    try:
+        job = client.submit_job(entrypoint=entrypoint, metadata={"name": f"cidadao {command[0]}"},
+                                submission_id=f"cidadao-{command[0]}-{_stamp()}")  # fmt: skip
+    except Exception as exc:
+        _fail(_job_error(exc, address, jobs))
     typer.echo(f"job {job}: {entrypoint} (the dashboard's Jobs tab; `ray job logs {job}`)")
     if not wait:
         return
@@ -158,11 +170,55 @@ def submit(
         async for chunk in client.tail_job_logs(job):
             typer.echo(chunk, nl=False)
 
-    asyncio.run(tail())
-    status = client.get_job_status(job)
+    try:
+        asyncio.run(tail())
+        status = client.get_job_status(job)
+    except Exception as exc:
+        _fail(f"job {job}: lost its logs ({_job_error(exc, address, jobs)}); `ray job status {job}` tells its end")
     typer.echo(f"job {job}: {status}")
     if status != JobStatus.SUCCEEDED:
         raise typer.Exit(1)
+
+
+def _running_dashboard() -> tuple[str, str | None]:
+    """The dashboard of the `cidadao up` running on this machine (the newest, if several), and what it said of
+    its job agent; else the settings' port."""
+    import asyncio
+    import socket
+
+    from cidadao.cli import _read_runtimes, _settings
+    from cidadao.storage.servers import running_redis_url
+
+    settings = _settings()
+    runtimes: list[dict[str, Any]] = []
+    url = running_redis_url(settings)
+    if url is not None:
+        with contextlib.suppress(Exception):  # no runtime to ask: the settings' port is the answer
+            runtimes = asyncio.run(_read_runtimes(url))
+    here = f"cidadao:runtime:{socket.gethostname()}:"
+    ours = [rt for rt in runtimes if str(rt.get("key", "")).startswith(here) and (rt.get("ray") or {}).get(
+        "dashboard_url")]  # fmt: skip
+    if ours:
+        newest = max(ours, key=lambda rt: rt.get("started_at", 0))
+        return newest["ray"]["dashboard_url"], newest["ray"].get("jobs")
+    return f"http://127.0.0.1:{settings.ray_dashboard_port}", None
+
+
+def _job_error(exc: BaseException, address: str, jobs: str | None, *, reaching: bool = False) -> str:
+    """One line for what the job SDK raised (its errors carry whole HTTP bodies and tracebacks)."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    if "No available agent" in text:
+        why = f": `cidadao up` said the jobs are {jobs}" if jobs and jobs != "ok" else ""
+        return (f"the job agent on this node is not running (the Ray dashboard at {address} has no agent to run "
+                f"the job{why}); restart `cidadao up` and look at its `ray jobs:` line")  # fmt: skip
+    if "status code 401" in text or "status code 403" in text or " 401 " in text:
+        return (f"the Ray dashboard at {address} refused the token: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH "
+                "to the token of the cluster it belongs to (`ray get-auth-token` prints it there)")  # fmt: skip
+    if reaching or isinstance(exc, ConnectionError):
+        return (f"cannot reach the Ray dashboard at {address} ({first}): is `cidadao up` running? "
+                "`cidadao pool status` lists the running runtimes; --address names another dashboard")  # fmt: skip
+    return f"the Ray dashboard at {address} refused the job: {first}"
 
 
 def _ray_token() -> str | None:

@@ -22,9 +22,12 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,12 +38,13 @@ from deployments.ingress import APP_NAME, IngressArgs, app_builder
 __all__ = ["deploy", "proxy_env", "run_up_with_api", "undeploy"]
 
 
-def proxy_env(settings: Settings) -> dict[str, str]:
-    """The environment variables Serve's processes must start with for ``CIDADAO_SERVE_PROXY``."""
+def proxy_env(settings: Settings, run_dir: Path | None = None) -> dict[str, str]:
+    """The environment variables Serve's processes must start with for ``CIDADAO_SERVE_PROXY``; HAProxy's files
+    go in ``run_dir`` (default: one directory per data home, for a cluster started by hand)."""
     if settings.serve_proxy != "haproxy":
         return {"RAY_SERVE_ENABLE_HA_PROXY": "0"}
-    run_dir = _run_dir(settings)
-    _end_orphans(run_dir)
+    run_dir = run_dir or _run_dir(settings)
+    _end_orphans(settings)
     stats_port, metrics_port, fallback_port = _free_ports(3)
     return {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -50,6 +54,10 @@ def proxy_env(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_LOG_TARGET": str(run_dir / "discarded-log.sock"),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
+        # Serve's other HAProxy files (server state, metrics socket) default to /tmp/haproxy-serve/
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(run_dir),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(run_dir / "metrics.sock"),
         "RAY_SERVE_HAPROXY_BINARY_PATH": str(_wrapper(run_dir)),
         "CIDADAO_HAPROXY_BIND_HOST": settings.host,
         # HAProxy's stats and Prometheus listeners and Serve's fallback proxy: ports free now (Serve's fixed
@@ -64,11 +72,24 @@ def proxy_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def _run_dir(settings: Settings) -> Path:
-    """HAProxy's files, one directory per data home: short, because Serve adds the node's id (56 characters)
-    under it and HAProxy refuses a unix socket path over 97 bytes."""
-    tag = hashlib.blake2b(f"{os.getuid()}:{settings.data_home}".encode(), digest_size=4).hexdigest()
-    return Path(tempfile.gettempdir()) / f"chx-{tag}"
+def _run_dir(settings: Settings, pid: int | None = None) -> Path:
+    """HAProxy's files, one directory per data home (and per ``cidadao up`` process: ``pid``): short, because
+    Serve adds the node's id (56 characters) under it and HAProxy refuses a unix socket path over 97 bytes."""
+    return Path(tempfile.gettempdir()) / (_run_prefix(settings) + (f"-{pid}" if pid else ""))
+
+
+def _run_prefix(settings: Settings) -> str:
+    return "chx-" + hashlib.blake2b(f"{os.getuid()}:{settings.data_home}".encode(), digest_size=4).hexdigest()
+
+
+def _clear_stale_run_dirs(settings: Settings) -> None:
+    """Remove the run directories of this data home's runtimes that were killed (a stopped one removes its own)."""
+    import psutil
+
+    for path in Path(tempfile.gettempdir()).glob(_run_prefix(settings) + "-*"):
+        pid = path.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _free_ports(n: int) -> list[int]:
@@ -82,13 +103,14 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def _end_orphans(run_dir: Path) -> None:
+def _end_orphans(settings: Settings) -> None:
     """End HAProxy processes a killed runtime of this data home left behind (HAProxy outlives the actor that
     started it when that actor is killed): they hold ports and answer for replicas that are gone."""
     import psutil
 
+    prefix = str(Path(tempfile.gettempdir()) / _run_prefix(settings))
     for p in psutil.process_iter(["name", "cmdline"]):
-        if p.info["name"] != "haproxy" or not any(str(run_dir) in arg for arg in p.info["cmdline"] or []):
+        if p.info["name"] != "haproxy" or not any(prefix in arg for arg in p.info["cmdline"] or []):
             continue
         with contextlib.suppress(psutil.Error):
             parent = p.parent()
@@ -125,10 +147,27 @@ def deploy(settings: Settings, args: IngressArgs) -> str:
     return f"http://{settings.host}:{settings.port}"
 
 
-def undeploy() -> None:
-    from ray import serve
+def undeploy(timeout_s: float = 30.0) -> None:
+    """Stop the API and Serve, quietly: ``serve.shutdown()`` waits on a controller call that fails by design
+    when the controller kills itself, and Ray reports that failure to the driver ("Task
+    ServeController.graceful_shutdown failed ..."); here the controller is told to shut down without a call
+    left waiting, and its end is watched by name."""
+    import ray
+    from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
 
-    serve.shutdown()  # type: ignore[no-untyped-call]
+    try:
+        controller = ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+    except ValueError:
+        return  # Serve is not running
+    ray.get(controller.graceful_shutdown.remote(False), timeout=timeout_s)  # sets the flag and returns
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:  # the controller deletes the apps and proxies, then kills itself
+        try:
+            ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+        except ValueError:
+            return
+        threading.Event().wait(0.1)  # the interval between two looks of a bounded wait
+    logging.getLogger(__name__).warning("Ray Serve did not stop within %g s; Ray's stop ends it", timeout_s)
 
 
 def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: IngressArgs) -> None:
@@ -136,7 +175,14 @@ def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: Ingre
     replicas reach the stores ``args`` names (the rest from the environment they inherit)."""
     from actors.main import run_agents
 
-    os.environ.update(proxy_env(settings))
+    _clear_stale_run_dirs(settings)
+    run_dir = _run_dir(settings, os.getpid())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.update(proxy_env(settings, run_dir))
+    # temporary files of Ray's processes (the dashboard's multiprocessing sockets, /tmp/pymp-*) go in the run
+    # directory too, removed at the end; Ray's own (sessions, logs) stay where they were: /tmp/ray
+    os.environ.setdefault("RAY_TMPDIR", os.environ.get("TMPDIR") or "/tmp")  # noqa: S108 (Ray's own default)
+    os.environ["TMPDIR"] = str(run_dir)
 
     def start_api() -> list[str]:
         try:
@@ -147,4 +193,7 @@ def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: Ingre
             raise CidadaoError("the API could not start on Ray Serve: " + " | ".join(alerts)) from None
         return [f"api: {url}/api/v1 (docs {url}/docs, GraphQL {url}/graphql; Ray Serve, {settings.serve_proxy} proxy)"]
 
-    run_agents(settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy)
+    try:
+        run_agents(settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,24 +1,24 @@
 """Starting or joining Ray: local by default, token authentication on (Ray 2.60's default for a local cluster).
 
 Ray resolves ``127.0.0.1`` to the machine's reachable address and its own services (GCS, raylet, workers)
-listen on every interface; what protects them is the token, which Ray generates on first use in
-``~/.ray/auth_token`` (or takes from ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``). Leave ``RAY_AUTH_MODE``
-unset or ``token``; put a firewall in front of a machine others can reach. The dashboard, when started, binds
-127.0.0.1 only.
+listen on every interface; what protects them is the token, kept in ``~/.ray/auth_token`` (written on the
+first local start, readable by its owner only; or taken from ``RAY_AUTH_TOKEN`` / ``RAY_AUTH_TOKEN_PATH``).
+Leave ``RAY_AUTH_MODE`` unset or ``token``; put a firewall in front of a machine others can reach. The
+dashboard, when started, binds 127.0.0.1 only; the ports of a local Ray's other services are chosen at start
+(:mod:`pipelines.ray_node`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 
-from cidadao.errors import CidadaoError
+from pipelines.ray_node import agent_ports_of_its_own, choose_port, job_agent_problem, quiet_output, secure_token_file
 
 __all__ = ["RayInfo", "ensure_ray", "start_ray", "worker_count"]
 
@@ -33,11 +33,14 @@ class RayInfo:
     token_auth: bool
     token_path: str | None  # where the token is read from, when it is a file
     metrics_url: str | None = None  # Ray's exporter on this node (the actors' metrics), when we started it
+    jobs: str | None = None  # "ok", or why `cidadao submit` cannot run jobs here; None: a joined cluster's
+    notes: tuple[str, ...] = ()  # ports that are not the configured ones, and why
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "address": self.address, "started": self.started, "dashboard_url": self.dashboard_url,
             "token_auth": self.token_auth, "token_path": self.token_path, "metrics_url": self.metrics_url,
+            "jobs": self.jobs,
         }  # fmt: skip
 
 
@@ -53,55 +56,76 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
         return
-    ray.init(
-        num_cpus=num_cpus,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        namespace=NAMESPACE,
-    )
-
-
-def start_ray(address: str | None, *, dashboard: bool, dashboard_port: int, metrics_port: int = 9465) -> RayInfo:
-    """``cidadao up``'s Ray: join ``address``, or start a local one with its dashboard on
-    ``127.0.0.1:dashboard_port`` (unless ``dashboard`` is False) and its metrics exporter on ``metrics_port``.
-    Say where it is and how to authenticate."""
-    if address:
-        context = ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
-    else:
-        _port_free(metrics_port, "Ray's metrics exporter (CIDADAO_RAY_METRICS_PORT)")
-        context = ray.init(
-            include_dashboard=dashboard,
-            dashboard_host="127.0.0.1",
-            dashboard_port=dashboard_port,
-            _metrics_export_port=metrics_port,
+    secure_token_file(create=True)
+    with agent_ports_of_its_own():  # not Ray's fixed 52365, which another Ray may hold or need
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
             _node_ip_address="127.0.0.1",
             log_to_driver=False,
             logging_level=logging.ERROR,
             namespace=NAMESPACE,
         )
+    secure_token_file()
+
+
+def start_ray(
+    address: str | None, *, dashboard: bool, dashboard_port: int, metrics_port: int = 9465,
+    explicit_ports: frozenset[str] = frozenset(),
+) -> RayInfo:  # fmt: skip
+    """``cidadao up``'s Ray: join ``address``, or start a local one with its dashboard on
+    ``127.0.0.1:dashboard_port`` (unless ``dashboard`` is False) and its metrics exporter on ``metrics_port``.
+
+    A local Ray gets ports of its own for its fixed-port services (:mod:`pipelines.ray_node`); a taken
+    dashboard or exporter port is an error when the operator set it (``explicit_ports`` names "dashboard",
+    "metrics"), else replaced by a free one and noted. Says where it is, how to authenticate, and whether the
+    job agent (``cidadao submit``) answers."""
+    notes: list[str] = []
+    quiet_output()
+    if address:
+        context = ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
+    else:
+        metrics_port, note = choose_port(
+            metrics_port, explicit="metrics" in explicit_ports, what="Ray's metrics exporter",
+            variable="CIDADAO_RAY_METRICS_PORT",
+        )  # fmt: skip
+        notes += [note] if note else []
+        if dashboard:
+            dashboard_port, note = choose_port(
+                dashboard_port, explicit="dashboard" in explicit_ports, what="the Ray dashboard",
+                variable="CIDADAO_RAY_DASHBOARD_PORT",
+            )  # fmt: skip
+            notes += [note] if note else []
+        secure_token_file(create=True)
+        with agent_ports_of_its_own():
+            context = ray.init(
+                include_dashboard=dashboard,
+                dashboard_host="127.0.0.1",
+                dashboard_port=dashboard_port,
+                _metrics_export_port=metrics_port,
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                namespace=NAMESPACE,
+            )
+        secure_token_file()
     url = context.dashboard_url or None
     token_auth = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
     token_path = None
     if token_auth and not os.environ.get("RAY_AUTH_TOKEN"):
         token_path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    if address:
+        jobs = None  # a joined cluster's job agents are its own
+    elif not url:
+        jobs = "off (the Ray dashboard is off: CIDADAO_RAY_DASHBOARD=false)"
+    else:
+        problem = job_agent_problem()
+        jobs = f"unavailable ({problem})" if problem else "ok"
     return RayInfo(
         address=ray.get_runtime_context().gcs_address, started=not address,
         dashboard_url=f"http://{url}" if url else None, token_auth=token_auth, token_path=token_path,
-        metrics_url=None if address else f"http://127.0.0.1:{metrics_port}/metrics",
+        metrics_url=None if address else f"http://127.0.0.1:{metrics_port}/metrics", jobs=jobs, notes=tuple(notes),
     )  # fmt: skip
-
-
-def _port_free(port: int, what: str) -> None:
-    """Ray waits a minute and times out when a port it is given is taken; say so at once."""
-    try:
-        with socket.create_server(("0.0.0.0", port)):  # noqa: S104 (a probe, closed at once: Ray's agent binds every interface)
-            pass
-    except OSError as exc:
-        raise CidadaoError(
-            f"port {port} for {what} is taken ({exc.strerror or exc}): is another Ray running? `ray stop` ends it"
-        ) from None
 
 
 def worker_count() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import os
 import queue
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 CIDADAO = [sys.executable, "-m", "cidadao"]
 
@@ -151,3 +153,43 @@ def promtool_check_metrics(text: str) -> tuple[int, list[str]] | None:
         return None
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     return done.returncode, [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+
+
+def runtime_run_dir(data_home: Path, pid: int) -> Path:
+    """The directory a running ``cidadao up`` (process ``pid``) keeps its temporary files in: HAProxy's, and
+    those of Ray's processes (their TMPDIR)."""
+    from cidadao.settings import load_settings
+    from deployments.serving import _run_dir
+
+    return _run_dir(load_settings(data_home=data_home), pid)
+
+
+def temp_sockets_of(pid: int) -> list[str]:
+    """The unix sockets in a temporary directory (multiprocessing's ``pymp-*``) that ``pid``'s processes hold."""
+    import psutil
+
+    paths = []
+    for p in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            paths += [str(c.laddr) for c in p.net_connections("unix") if "pymp-" in str(c.laddr)]
+    return paths
+
+
+def assert_quiet_complete_stop(out: str, returncode: int | None, children: list[Any], run_dir: Path) -> None:
+    """After Ctrl-C, ``cidadao up``: exit 0; in its output no traceback, no "failed" (Ray's notices of tasks that
+    failed or workers that died as the stop ended them), no ANSI escape codes; Ray's processes (``children``,
+    taken while it ran) ended; its run directory gone, and no other of this data home's left in /tmp."""
+    import psutil
+
+    assert returncode == 0, out
+    for noise in ("Traceback", "failed", "\x1b", "OOM", "(raylet)"):
+        assert noise not in out, f"{noise!r} in the output of a normal stop:\n{out}"
+
+    def ended(p: Any) -> bool:
+        return not p.is_running() or bool(p.status() == psutil.STATUS_ZOMBIE)
+
+    for p in children:
+        wait_until(functools.partial(ended, p), 60, what=f"{p} to end")
+    assert not run_dir.exists(), sorted(str(p) for p in run_dir.rglob("*"))
+    prefix = run_dir.name.rsplit("-", 1)[0]
+    assert not list(run_dir.parent.glob(prefix + "*")), f"{prefix}* left in {run_dir.parent}"

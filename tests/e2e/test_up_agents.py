@@ -1,5 +1,6 @@
 """``cidadao up`` as an operator meets it: Ray with its dashboard behind a token, a pool of named agents that
-`cidadao pool status` shows, queued investigations worked, and a Ctrl-C that leaves no process behind."""
+`cidadao pool status` shows, queued investigations worked, and a Ctrl-C that stops it quietly and leaves no
+process behind, nor anything in /tmp."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ from cidadao.storage import queue
 from cidadao.storage.database import prepare_stores
 from cidadao.storage.postgres import connect
 from cidadao.storage.servers import running_redis_url
-from tests.helpers import CliProcess, eventually, exposition_samples, promtool_check_metrics, run_cli, wait_until
+from tests.helpers import (
+    CliProcess,
+    assert_quiet_complete_stop,
+    eventually,
+    exposition_samples,
+    promtool_check_metrics,
+    run_cli,
+    runtime_run_dir,
+    temp_sockets_of,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +45,14 @@ def _free_port() -> int:
 
 def _read_token(path: str) -> str:
     return Path(path).read_text().strip()
+
+
+def _mode(path: str) -> int:
+    return Path(path).stat().st_mode
+
+
+def _haproxy_configs(run_dir: Path) -> list[str]:
+    return [path.read_text() for path in run_dir.rglob("haproxy.cfg")]
 
 
 async def _every_metric_is_exported(runtime: str, ray_exporter: str) -> None:
@@ -109,7 +127,7 @@ async def _the_api_is_served(api: str, lines: str, env: dict[str, str], up_pid: 
         location = started.headers["location"]
 
         async def done() -> bool:
-            return (await client.get(location)).json()["status"] == "completed"
+            return bool((await client.get(location)).json()["status"] == "completed")
 
         await eventually(done, "the pool to complete an investigation started through the API", timeout_s=120)
     # long work as a Ray job: it shows in the dashboard and succeeds
@@ -146,12 +164,15 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
     )  # fmt: skip
     up = CliProcess("up", "--demo", "2000", env=env)
     children: list[psutil.Process] = []
+    run_dir = runtime_run_dir(tmp_path / "home", up.proc.pid)
     try:
         lines = "".join(up.wait_for_line("ready; press Ctrl-C", timeout=180))
         assert f"ray dashboard: http://127.0.0.1:{port}" in lines
+        assert "ray jobs: ready" in lines
         assert "agents: orchestrator 1, investigator 1, analyst 1, reporter 1 (each kind scales 1-2" in lines
         token_line = next(line for line in lines.splitlines() if line.startswith("ray auth:"))
         assert "token required" in token_line
+        assert _mode(token_line.split("kept in ")[1].rstrip(")")) & 0o077 == 0  # the token file: its owner's only
         # the dashboard answers on 127.0.0.1, and only with the token
         version = f"http://127.0.0.1:{port}/api/version"
         async with httpx.AsyncClient(timeout=10) as client:
@@ -172,6 +193,12 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
         assert runtime["ray"]["dashboard_url"] == f"http://127.0.0.1:{port}"
         children = psutil.Process(up.proc.pid).children(recursive=True)
         assert any("raylet" in p.name() for p in children)
+        # HAProxy's files and Ray's processes' temporary files are in the runtime's run directory, none in
+        # Serve's default /tmp/haproxy-serve/ or loose in /tmp
+        configs = _haproxy_configs(run_dir)
+        assert configs and not any("haproxy-serve" in text for text in configs), configs
+        sockets = temp_sockets_of(up.proc.pid)
+        assert sockets and all(s.startswith(f"{run_dir}/") for s in sockets), (run_dir, sockets)
 
         # the pool works the queue: an investigation submitted by anyone completes
         settings = load_settings(data_home=tmp_path / "home", database_url=env.get("CIDADAO_DATABASE_URL"))
@@ -212,9 +239,9 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
     finally:
         up.proc.send_signal(signal.SIGINT)
         out = up.finish(timeout=120)
-    assert up.proc.returncode == 0, out
-    assert "stopped: agents, ray" in out and "Traceback" not in out
-    for p in children:  # Ray's processes ended with it
-        wait_until(lambda p=p: not p.is_running() or p.status() == psutil.STATUS_ZOMBIE, 60, what=f"{p} to end")
+    assert "stopped: agents, ray" in out
+    # exit 0, no traceback, no Ray notice of what the stop ended, no ANSI codes; Ray's processes ended; the run
+    # directory (HAProxy's files, the temporary files of Ray's processes) removed
+    assert_quiet_complete_stop(out, up.proc.returncode, children, run_dir)
     gone = run_cli("pool", "status", env=env)
     assert gone.returncode == 1 and "no agent runtime is running" in gone.stderr
