@@ -174,7 +174,7 @@ def up(
 
     def serve() -> None:
         from cidadao.storage.servers import ensure_stores
-        from deployments.ingress import IngressArgs
+        from deployments.ingress_args import IngressArgs
         from deployments.serving import run_up_with_api
 
         ep = ensure_stores(settings)  # already up: where they are, for the API's replicas

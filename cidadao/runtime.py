@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+from cidadao import startup
 from cidadao.cache.redis_tier import cache_client
 from cidadao.cache.service import Caches
 from cidadao.commands import IngestFiles, detect_files, ingest_files, parse
@@ -106,7 +108,9 @@ def run_up(
     """
     import asyncio
 
+    since = time.monotonic()
     ep = asyncio.run(_start(settings, demo=demo, seed=seed, echo=echo))
+    startup.record("stores", since)
     where = "embedded" if ep.postgres_embedded else "external"
     echo(f"postgres ({where}): {mask_secret(ep.database_url)}")
     where = "embedded" if ep.redis_embedded else "external"

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict
 from ray import serve
 from ray.serve import Application
 
@@ -21,20 +20,12 @@ from cidadao.settings import Settings, get_settings
 from cidadao.storage.database import prepare_stores
 from deployments.api.app import create_app
 from deployments.api.services import ApiServices, StoreUrls
+from deployments.ingress_args import IngressArgs
 
 __all__ = ["APP_NAME", "DEPLOYMENT_NAME", "IngressArgs", "app_builder", "deployment_options"]
 
 APP_NAME = "cidadao"
 DEPLOYMENT_NAME = "cidadao-api"
-
-
-class IngressArgs(BaseModel):
-    """Where the stores are; unset: as the settings say (the embedded servers of the data home, if no URL)."""
-
-    model_config = ConfigDict(extra="forbid")
-    database_url: str | None = None
-    redis_url: str | None = None
-    read_replica_url: str | None = None
 
 
 @serve.ingress()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
-from deployments.ingress import APP_NAME, IngressArgs, app_builder
+from deployments.ingress_args import IngressArgs
 
 __all__ = ["deploy", "proxy_env", "run_up_with_api", "undeploy"]
 
@@ -133,6 +133,8 @@ def _wrapper(run_dir: Path) -> Path:
 def deploy(settings: Settings, args: IngressArgs) -> str:
     """Start Serve (on ``CIDADAO_HOST:CIDADAO_PORT``) and the API application; its URL once it is healthy."""
     from ray import serve
+
+    from deployments.ingress import APP_NAME, app_builder  # the app: imported here, while the agents start
 
     logging.getLogger("ray.serve").setLevel(logging.WARNING)  # its INFO lines are for its own logs, not our output
     serve.start(
