@@ -168,7 +168,7 @@ async def test_up_runs_ray_and_the_agent_pool_until_ctrl_c(cli_env: dict[str, st
     try:
         lines = "".join(up.wait_for_line("ready; press Ctrl-C", timeout=180))
         assert f"ray dashboard: http://127.0.0.1:{port}" in lines
-        assert "ray jobs: ready" in lines
+        assert "ray jobs: on (" in lines
         assert "agents: orchestrator 1, investigator 1, analyst 1, reporter 1 (each kind scales 1-2" in lines
         token_line = next(line for line in lines.splitlines() if line.startswith("ray auth:"))
         assert "token required" in token_line

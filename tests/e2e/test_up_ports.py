@@ -104,7 +104,7 @@ def test_up_beside_another_ray_runs_a_submitted_job_and_stops_quietly(
         assert f"its default {OUR_EXPORTER} (CIDADAO_RAY_METRICS_PORT) is taken" in lines, lines
         dashboard = next(line for line in lines.splitlines() if line.startswith("ray dashboard: ")).split(": ", 1)[1]
         assert not dashboard.endswith(f":{RAY_DASHBOARD}")
-        assert "ray jobs: ready" in lines, lines  # the job agent answered before `ready`
+        assert "ray jobs: on (" in lines, lines  # the job agent answered before `ready`
         children = psutil.Process(up.proc.pid).children(recursive=True)
         # the dashboard agent of our Ray listens elsewhere than 52365
         agent_ports = {c.laddr.port for p in children if p.name().startswith("ray::DashboardA")
