@@ -4,20 +4,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import signal
-from collections.abc import Callable
-from typing import Any
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from actors.investigator import Investigator
-from actors.orchestrator import Orchestrator
-from actors.pool import PoolConfig
-from actors.runtime import AgentRuntime, ray_runtime
+from cidadao import startup
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
 from pipelines.ray_node import mute_raylet_notices
 from pipelines.runtime import RayInfo, start_ray
 
 __all__ = ["investigate_once", "run_agents"]
+
+T = TypeVar("T")
 
 
 def run_agents(
@@ -29,12 +32,16 @@ def run_agents(
     SIGTERM, then everything stopped in order (``stop_api`` first)."""
     import ray
 
+    # the runtime's modules load while Ray starts (its start is mostly waiting for its processes)
+    threading.Thread(target=importlib.import_module, args=("actors.runtime",), daemon=True).start()
+    since = time.monotonic()
     explicit = {"ray_dashboard_port": "dashboard", "ray_metrics_port": "metrics"}
     info = start_ray(
         settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port,
         metrics_port=settings.ray_metrics_port,
         explicit_ports=frozenset(v for k, v in explicit.items() if k in settings.model_fields_set),
     )  # fmt: skip
+    startup.record("ray", since)
     try:
         echo(f"ray: {'started a local cluster' if info.started else 'joined the cluster'} at {info.address}")
         for note in info.notes:
@@ -62,6 +69,9 @@ async def _serve(
     settings: Settings, info: RayInfo, echo: Callable[[str], None], start_api: Callable[[], list[str]] | None,
     stop_api: Callable[[], None] | None,
 ) -> None:  # fmt: skip
+    from actors.pool import PoolConfig
+    from actors.runtime import ray_runtime
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -70,8 +80,16 @@ async def _serve(
         settings, publish=True, relay_events=True, metrics_port=settings.metrics_port or None,
         info={"ray": info.as_dict()},
     )  # fmt: skip
+    # the API deploys while the agents start: both are Ray worker processes starting, on every core there is
+    api = asyncio.create_task(_timed("api", asyncio.to_thread(start_api))) if start_api is not None else None
     try:
-        await runtime.start()
+        try:
+            await _timed("agents", runtime.start())
+        except BaseException:
+            if api is not None:  # let the API finish starting: the finally below stops it
+                with contextlib.suppress(Exception):
+                    await api
+            raise
         cfg = PoolConfig.from_settings(settings)
         echo(
             f"agents: {', '.join(f'{k} {cfg.initial}' for k in runtime.pool.kinds)} "
@@ -84,11 +102,12 @@ async def _serve(
         if info.metrics_url:
             echo(f"metrics: {info.metrics_url} (Ray's exporter: the agents' metrics, prefixed ray_)")
         echo("metrics: scrape both with deploy/prometheus/prometheus.yml; dashboards in deploy/grafana/")
-        if start_api is not None:
-            for line in await asyncio.to_thread(start_api):
+        if api is not None:
+            for line in await api:
                 echo(line)
         if runtime.resumed:
             echo(f"resumed: {len(runtime.resumed)} investigations a stopped runtime had left running")
+        echo(startup.summary())
         echo("ready; press Ctrl-C to stop")
         await stop.wait()
         echo("stopping: agents finish nothing new; running investigations resume at the next start")
@@ -99,6 +118,13 @@ async def _serve(
         await runtime.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _timed(phase: str, work: Awaitable[T]) -> T:
+    since = time.monotonic()
+    result = await work
+    startup.record(phase, since)
+    return result
 
 
 async def investigate_once(
@@ -112,7 +138,10 @@ async def investigate_once(
     ``--json`` object; raises :class:`~cidadao.errors.EmptyScope` before queueing anything when the scope
     holds no contracts, and :class:`~cidadao.errors.CidadaoError` when the investigation failed.
     """
-    from actors.pool import LocalBackend
+    from actors.investigator import Investigator
+    from actors.orchestrator import Orchestrator
+    from actors.pool import LocalBackend, PoolConfig
+    from actors.runtime import AgentRuntime
 
     backend = LocalBackend({
         "investigator": lambda name: Investigator(settings, name, strategy=strategy),
