@@ -9,7 +9,7 @@ import importlib
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from cidadao import startup
@@ -25,15 +25,16 @@ T = TypeVar("T")
 
 def run_agents(
     settings: Settings, echo: Callable[[str], None], *, start_api: Callable[[], list[str]] | None = None,
-    stop_api: Callable[[], None] | None = None,
+    stop_api: Callable[[], None] | None = None, preload: Sequence[str] = (),
 ) -> None:  # fmt: skip
     """``cidadao up``'s foreground: Ray (local with its dashboard, or ``CIDADAO_RAY_ADDRESS``), the agent pool,
     the investigation loops and — ``start_api`` (it returns lines to print) — the HTTP API; until Ctrl-C or
-    SIGTERM, then everything stopped in order (``stop_api`` first)."""
+    SIGTERM, then everything stopped in order (``stop_api`` first). The modules named in ``preload`` (the
+    API's) are imported while Ray starts."""
     import ray
 
-    # the runtime's modules load while Ray starts (its start is mostly waiting for its processes)
-    threading.Thread(target=importlib.import_module, args=("actors.runtime",), daemon=True).start()
+    # the runtime's modules (and the API's) load while Ray starts (its start is mostly waiting for its processes)
+    threading.Thread(target=_import_all, args=("actors.runtime", *preload), daemon=True).start()
     since = time.monotonic()
     explicit = {"ray_dashboard_port": "dashboard", "ray_metrics_port": "metrics"}
     info = start_ray(
@@ -118,6 +119,11 @@ async def _serve(
         await runtime.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+def _import_all(*modules: str) -> None:
+    for name in modules:
+        importlib.import_module(name)
 
 
 async def _timed(phase: str, work: Awaitable[T]) -> T:

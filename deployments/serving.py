@@ -131,7 +131,7 @@ def _wrapper(run_dir: Path) -> Path:
 
 
 def deploy(settings: Settings, args: IngressArgs) -> str:
-    """Start Serve (on ``CIDADAO_HOST:CIDADAO_PORT``) and the API application; its URL once it is healthy."""
+    """Start Serve (on ``CIDADAO_HOST:CIDADAO_PORT``) and the API application; its URL once it answers."""
     from ray import serve
 
     from deployments.ingress import APP_NAME, app_builder  # the app: imported here, while the agents start
@@ -145,8 +145,51 @@ def deploy(settings: Settings, args: IngressArgs) -> str:
         },
         logging_config={"enable_access_log": False, "log_level": settings.log_level},
     )  # fmt: skip
-    serve.run(app_builder(args), name=APP_NAME, route_prefix="/", blocking=False)
-    return f"http://{settings.host}:{settings.port}"
+    # serve.run would wait for the app polling once a second: here it is watched every 0.1 s, then asked over HTTP
+    serve.run_many(
+        [serve.RunTarget(app_builder(args), name=APP_NAME, route_prefix="/")], wait_for_applications_running=False
+    )
+    url = f"http://{settings.host}:{settings.port}"
+    _wait_until_running(APP_NAME)
+    _wait_until_answering(f"{url}/health/live")
+    return url
+
+
+def _wait_until_running(app: str, timeout_s: float = 600.0) -> None:
+    """Until Serve says the application runs; its message if its deployment failed."""
+    from ray import serve
+    from ray.serve.schema import ApplicationStatus
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = serve.status().applications.get(app)
+        if status is not None and status.status == ApplicationStatus.RUNNING:
+            return
+        if status is not None and status.status == ApplicationStatus.DEPLOY_FAILED:
+            raise RuntimeError(status.message or f"the application {app} failed to deploy")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the application {app} did not run within {timeout_s:g} s")
+        threading.Event().wait(0.1)  # the interval between two looks of a bounded wait
+
+
+def _wait_until_answering(url: str, timeout_s: float = 60.0) -> None:
+    """Until a request through Serve's front (HAProxy or its proxy) reaches a replica and is answered 200."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = ""
+    with httpx.Client(timeout=2.0) as client:
+        while True:
+            try:
+                answer = client.get(url)
+                if answer.status_code == 200:
+                    return
+                last = f"HTTP {answer.status_code}"
+            except httpx.HTTPError as exc:
+                last = str(exc) or type(exc).__name__
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout_s:g} s ({last})")
+            threading.Event().wait(0.05)  # the interval between two probes of a bounded wait
 
 
 def undeploy(timeout_s: float = 30.0) -> None:
@@ -196,6 +239,9 @@ def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: Ingre
         return [f"api: {url}/api/v1 (docs {url}/docs, GraphQL {url}/graphql; Ray Serve, {settings.serve_proxy} proxy)"]
 
     try:
-        run_agents(settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy)
+        run_agents(
+            settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy,
+            preload=("ray.serve", "deployments.ingress") if settings.api_enabled else (),
+        )  # fmt: skip
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
