@@ -10,13 +10,17 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cidadao import startup
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
 from pipelines.ray_node import mute_raylet_notices
+from pipelines.ray_session import current_session, keep_session
 from pipelines.runtime import RayInfo, start_ray
+
+if TYPE_CHECKING:
+    from actors.runtime import AgentRuntime
 
 __all__ = ["investigate_once", "run_agents"]
 
@@ -62,8 +66,10 @@ def run_agents(
             echo("ray auth: OFF (RAY_AUTH_MODE is not token): anyone who reaches Ray's ports can run code")
         asyncio.run(_serve(settings, info, echo, start_api, stop_api))
     finally:
+        session = current_session()  # a local Ray's, to move out of /tmp once it has stopped
         ray.shutdown()
-        echo("stopped: agents, ray")
+        kept = keep_session(session, settings.data_home / "logs") if session is not None else None
+        echo("stopped: agents, ray" + (f" (its logs: {kept})" if kept else ""))
 
 
 async def _serve(
@@ -83,18 +89,24 @@ async def _serve(
     )  # fmt: skip
     # the API deploys while the agents start: both are Ray worker processes starting, on every core there is
     api = asyncio.create_task(_timed("api", asyncio.to_thread(start_api))) if start_api is not None else None
+    filling: asyncio.Task[int] | None = None
     try:
         try:
-            await _timed("agents", runtime.start())
+            # one agent of each kind (at least CIDADAO_AGENT_POOL_MIN) before ready; the rest of AGENT_POOL_SIZE
+            # right after: every agent is a Ray worker whose start takes a core for a second
+            await _timed("agents", runtime.start(agents_first=1))
         except BaseException:
             if api is not None:  # let the API finish starting: the finally below stops it
                 with contextlib.suppress(Exception):
                     await api
             raise
         cfg = PoolConfig.from_settings(settings)
+        now = {name: k["agents"] for name, k in runtime.pool.stats()["kinds"].items()}
+        later = sum(max(0, cfg.initial - n) for n in now.values())
         echo(
-            f"agents: {', '.join(f'{k} {cfg.initial}' for k in runtime.pool.kinds)} "
+            f"agents: {', '.join(f'{name} {n}' for name, n in now.items())} "
             f"(each kind scales {cfg.min}-{cfg.max}; `cidadao pool status` shows them)"
+            + (f"; {later} more start after ready (AGENT_POOL_SIZE={cfg.initial} of each kind)" if later else "")
         )
         if runtime.ops is not None:
             echo(f"metrics: {runtime.ops.url}/metrics (this runtime: pool, queue, events, database; also /status)")
@@ -110,15 +122,30 @@ async def _serve(
             echo(f"resumed: {len(runtime.resumed)} investigations a stopped runtime had left running")
         echo(startup.summary())
         echo("ready; press Ctrl-C to stop")
+        if later:
+            filling = asyncio.create_task(_fill(runtime, echo))
         await stop.wait()
         echo("stopping: agents finish nothing new; running investigations resume at the next start")
     finally:
         mute_raylet_notices()  # what Ray says of the processes this stop ends is not news (Ray's logs keep it)
+        if filling is not None:  # agents still starting finish starting, then stop with the rest
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(filling, 30)
         if start_api is not None and stop_api is not None:
             await asyncio.to_thread(stop_api)
         await runtime.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+
+
+async def _fill(runtime: AgentRuntime, echo: Callable[[str], None]) -> int:
+    try:
+        started = await runtime.fill_pool()
+    except Exception as exc:  # the pool's watchdog keeps each kind at its minimum whatever happens here
+        echo(f"agents: the pool's other agents did not start ({type(exc).__name__}: {exc}); the pool scales as needed")
+        return 0
+    echo(f"agents: {started} more started; the pool holds AGENT_POOL_SIZE of each kind")
+    return started
 
 
 def _import_all(*modules: str) -> None:

@@ -200,15 +200,26 @@ class AgentPool:
 
     # --- lifecycle -------------------------------------------------------------------------------
 
-    async def start(self, watchdog: bool = True) -> None:
-        """Pre-warm ``size`` (default ``min``) agents of each kind; start the health/scaling watchdog."""
-        await asyncio.gather(*(self._add(k) for k, cfg in self.kinds.items() for _ in range(cfg.initial)))
+    async def start(self, watchdog: bool = True, *, first: int | None = None) -> None:
+        """Pre-warm ``size`` (default ``min``) agents of each kind — with ``first``, only that many (at least
+        ``min``) now, the rest when :meth:`fill` is awaited; start the health/scaling watchdog."""
+        now = {
+            k: cfg.initial if first is None else min(cfg.initial, max(first, cfg.min)) for k, cfg in self.kinds.items()
+        }
+        await asyncio.gather(*(self._add(k) for k, n in now.items() for _ in range(n)))
         for kind in self.kinds:
             self._gauge(kind)
             for event in ("replaced", "recycled", "scaled_up", "scaled_down"):
                 AGENT_POOL_EVENTS.init(kind=kind, event=event)
         if watchdog:
             self._watchdog = asyncio.create_task(self._watch(), name="agent-pool-watchdog")
+
+    async def fill(self) -> int:
+        """Start the agents :meth:`start` left for later, up to each kind's ``size``; how many it started."""
+        missing = [k for k, cfg in self.kinds.items() for _ in range(min(cfg.initial, cfg.max) - len(self._agents[k]))]
+        if not self._closed:
+            await asyncio.gather(*(self._add(k) for k in missing))
+        return len(missing)
 
     async def close(self) -> None:
         self._closed = True

@@ -95,7 +95,9 @@ class AgentRuntime:
         self.started_at = 0.0
         self.resumed: list[uuid.UUID] = []
 
-    async def start(self) -> None:
+    async def start(self, *, agents_first: int | None = None) -> None:
+        """Open the stores, resume what a stopped runtime left, pre-warm the pool (``agents_first``: that many of
+        each kind now, the rest with :meth:`fill_pool`), start the dispatcher, the relay and the consumers."""
         endpoints = (await prepare_stores(self.settings)).endpoints
         self._dsn = endpoints.database_url
         if self._metrics_port is not None:  # first: a taken port stops the start before agents are made
@@ -103,7 +105,7 @@ class AgentRuntime:
             self.ops = OpsServer(ops_app(self.status), self.settings.host, self._metrics_port)
             await self.ops.start()
         self.resumed = await queue.requeue_expired(await self._listening())
-        await self.pool.start()
+        await self.pool.start(first=agents_first)
         self.started_at = time.time()
         self._loops = [asyncio.create_task(self._dispatch(), name="investigation-dispatcher")]
         if self._publish or self._relay_events:
@@ -137,6 +139,10 @@ class AgentRuntime:
         if self._publish:
             self._background.append(asyncio.create_task(self._publish_status(), name="runtime-status"))
         self._wake.set()
+
+    async def fill_pool(self) -> int:
+        """The agents ``start(agents_first=...)`` left for later, started; how many."""
+        return await self.pool.fill()
 
     def _notified(self, *_: Any) -> None:
         self._wake.set()

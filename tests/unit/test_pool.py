@@ -50,6 +50,27 @@ async def test_prewarmed_agents_are_lent_and_returned() -> None:
         await p.close()
 
 
+async def test_a_start_can_prewarm_part_of_the_pool_and_fill_the_rest_later() -> None:
+    p = pool(min=1, max=4, size=3)
+    await p.start(watchdog=False, first=1)  # `cidadao up`: one of each kind before ready, the rest after
+    try:
+        assert p.stats()["kinds"]["echo"]["agents"] == 1
+        async with p.acquire("echo"):
+            assert await p.fill() == 2  # up to the size; a lent agent counts
+        assert p.stats()["kinds"]["echo"] | {"names": []} == {
+            "agents": 3, "busy": 0, "idle": 3, "waiting": 0, "utilization": 0.0, "min": 1, "max": 4, "names": []
+        }  # fmt: skip
+        assert await p.fill() == 0  # nothing left to start
+    finally:
+        await p.close()
+    q = pool(min=2, max=4, size=3)
+    await q.start(watchdog=False, first=1)  # never fewer than min
+    try:
+        assert q.stats()["kinds"]["echo"]["agents"] == 2
+    finally:
+        await q.close()
+
+
 async def test_waiters_are_served_in_order_and_timeouts_lose_no_agent() -> None:
     p = pool(min=1, max=1)
     await p.start(watchdog=False)
