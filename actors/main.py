@@ -16,6 +16,7 @@ from cidadao import startup
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
 from pipelines.ray_node import mute_raylet_notices
+from pipelines.ray_session import current_session, keep_session
 from pipelines.runtime import RayInfo, start_ray
 
 if TYPE_CHECKING:
@@ -65,8 +66,10 @@ def run_agents(
             echo("ray auth: OFF (RAY_AUTH_MODE is not token): anyone who reaches Ray's ports can run code")
         asyncio.run(_serve(settings, info, echo, start_api, stop_api))
     finally:
+        session = current_session()  # a local Ray's, to move out of /tmp once it has stopped
         ray.shutdown()
-        echo("stopped: agents, ray")
+        kept = keep_session(session, settings.data_home / "logs") if session is not None else None
+        echo("stopped: agents, ray" + (f" (its logs: {kept})" if kept else ""))
 
 
 async def _serve(

@@ -160,3 +160,7 @@ def test_the_readme_runs_as_written_against_cidadao_up_demo_20000(tmp_path: Path
         up.proc.send_signal(signal.SIGINT)
         stopped = up.finish(timeout=180)
     assert up.proc.returncode == 0 and "Traceback" not in stopped, stopped[-3000:]
+    # Ray's session (its logs) left /tmp for the data home
+    kept = Path(re.search(r"stopped: agents, ray \(its logs: (.+)\)", stopped).group(1))  # type: ignore[union-attr]
+    assert kept.parent == tmp_path / "home" / "logs" / "ray" and (kept / "logs").is_dir()
+    assert not (Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / kept.name).exists()
