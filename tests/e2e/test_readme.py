@@ -25,7 +25,7 @@ import pytest
 import typer
 
 from cidadao.cli import app
-from tests.helpers import CliProcess
+from tests.helpers import CliProcess, run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -159,6 +159,7 @@ def test_the_readme_runs_as_written_against_cidadao_up_demo_20000(tmp_path: Path
     finally:
         up.proc.send_signal(signal.SIGINT)
         stopped = up.finish(timeout=180)
+        run_cli("down", env=env, timeout=120)  # the stores, even when up did not stop them
     assert up.proc.returncode == 0 and "Traceback" not in stopped, stopped[-3000:]
     # Ray's session (its logs) left /tmp for the data home
     kept = Path(re.search(r"stopped: agents, ray \(its logs: (.+)\)", stopped).group(1))  # type: ignore[union-attr]
