@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from cidadao import startup
@@ -22,31 +24,39 @@ from pipelines.runtime import RayInfo, start_ray
 if TYPE_CHECKING:
     from actors.runtime import AgentRuntime
 
-__all__ = ["investigate_once", "run_agents"]
+__all__ = ["investigate_once", "run_agents", "start_ray_for_up"]
 
 T = TypeVar("T")
 
 
-def run_agents(
-    settings: Settings, echo: Callable[[str], None], *, start_api: Callable[[], list[str]] | None = None,
-    stop_api: Callable[[], None] | None = None, preload: Sequence[str] = (),
-) -> None:  # fmt: skip
-    """``cidadao up``'s foreground: Ray (local with its dashboard, or ``CIDADAO_RAY_ADDRESS``), the agent pool,
-    the investigation loops and — ``start_api`` (it returns lines to print) — the HTTP API; until Ctrl-C or
-    SIGTERM, then everything stopped in order (``stop_api`` first). The modules named in ``preload`` (the
-    API's) are imported while Ray starts."""
-    import ray
-
-    # the runtime's modules (and the API's) load while Ray starts (its start is mostly waiting for its processes)
+def start_ray_for_up(settings: Settings, preload: Sequence[str] = ()) -> RayInfo:
+    """``cidadao up``'s Ray: local with its dashboard, or ``CIDADAO_RAY_ADDRESS``; the runtime's modules and those
+    named in ``preload`` (the API's) are imported meanwhile (Ray's start is mostly waiting for its processes).
+    It may run in a thread other than the main one (:class:`deployments.serving.UpStart`)."""
     threading.Thread(target=_import_all, args=("actors.runtime", *preload), daemon=True).start()
     since = time.monotonic()
     explicit = {"ray_dashboard_port": "dashboard", "ray_metrics_port": "metrics"}
-    info = start_ray(
-        settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port,
-        metrics_port=settings.ray_metrics_port,
-        explicit_ports=frozenset(v for k, v in explicit.items() if k in settings.model_fields_set),
-    )  # fmt: skip
+    # off the main thread Ray warns that it leaves SIGTERM alone: cidadao up handles SIGTERM itself
+    with _without(logging.getLogger("ray._private.worker"), "SIGTERM handler is not set"):
+        info = start_ray(
+            settings.ray_address, dashboard=settings.ray_dashboard, dashboard_port=settings.ray_dashboard_port,
+            metrics_port=settings.ray_metrics_port,
+            explicit_ports=frozenset(v for k, v in explicit.items() if k in settings.model_fields_set),
+        )  # fmt: skip
     startup.record("ray", since)
+    return info
+
+
+def run_agents(
+    settings: Settings, echo: Callable[[str], None], *, start_api: Callable[[], list[str]] | None = None,
+    stop_api: Callable[[], None] | None = None, preload: Sequence[str] = (), ray_info: Future[RayInfo] | None = None,
+) -> None:  # fmt: skip
+    """``cidadao up``'s foreground: Ray (:func:`start_ray_for_up`, or the one ``ray_info`` gives once started),
+    the agent pool, the investigation loops and — ``start_api`` (it returns lines to print) — the HTTP API;
+    until Ctrl-C or SIGTERM, then everything stopped in order (``stop_api`` first)."""
+    import ray
+
+    info = ray_info.result() if ray_info is not None else start_ray_for_up(settings, preload)
     try:
         echo(f"ray: {'started a local cluster' if info.started else 'joined the cluster'} at {info.address}")
         for note in info.notes:
@@ -146,6 +156,20 @@ async def _fill(runtime: AgentRuntime, echo: Callable[[str], None]) -> int:
         return 0
     echo(f"agents: {started} more started; the pool holds AGENT_POOL_SIZE of each kind")
     return started
+
+
+@contextlib.contextmanager
+def _without(logger: logging.Logger, prefix: str) -> Iterator[None]:
+    """``logger``'s records whose message starts with ``prefix`` dropped, for the block's duration."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(prefix)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
 
 
 def _import_all(*modules: str) -> None:

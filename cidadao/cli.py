@@ -171,6 +171,11 @@ def up(
     from cidadao.runtime import run_up
 
     settings = _settings()
+    started: Any = None
+    if not detach:  # Ray starts now, while the stores come up and the demo data loads
+        from deployments.serving import UpStart
+
+        started = UpStart(settings)
 
     def serve() -> None:
         from cidadao.storage.servers import ensure_stores
@@ -184,12 +189,15 @@ def up(
             database_url=ep.database_url if ep.postgres_embedded else None,
             redis_url=ep.redis_url if ep.redis_embedded else None,
         )
-        run_up_with_api(settings, typer.echo, args)
+        run_up_with_api(settings, typer.echo, args, started)
 
     try:
         run_up(settings, demo=demo, seed=seed, detach=detach, echo=typer.echo, serve=serve)
     except CidadaoError as exc:
         _fail(str(exc))
+    finally:
+        if started is not None:
+            started.close()
 
 
 @pool_app.command("status")

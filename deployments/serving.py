@@ -23,19 +23,22 @@ import hashlib
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
 from deployments.ingress_args import IngressArgs
 
-__all__ = ["deploy", "proxy_env", "run_up_with_api", "undeploy"]
+__all__ = ["UpStart", "deploy", "proxy_env", "run_up_with_api", "undeploy"]
 
 
 def proxy_env(settings: Settings, run_dir: Path | None = None) -> dict[str, str]:
@@ -215,19 +218,61 @@ def undeploy(timeout_s: float = 30.0) -> None:
     logging.getLogger(__name__).warning("Ray Serve did not stop within %g s; Ray's stop ends it", timeout_s)
 
 
-def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: IngressArgs) -> None:
-    """``cidadao up``'s foreground: the agents (:func:`actors.main.run_agents`) and the API on Serve, whose
-    replicas reach the stores ``args`` names (the rest from the environment they inherit)."""
+class UpStart:
+    """``cidadao up``'s Ray, starting in a thread of its own from the first moment (the stores come up, the demo
+    data loads meanwhile), with the environment Serve's processes need; :func:`run_up_with_api` takes it over.
+    :meth:`close` stops what it started if nothing took it over, and removes the run directory; call it once Ray
+    is down (its processes die with the thread that started them)."""
+
+    def __init__(self, settings: Settings) -> None:
+        _clear_stale_run_dirs(settings)
+        self.run_dir = _run_dir(settings, os.getpid())
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        os.environ.update(proxy_env(settings, self.run_dir))
+        # temporary files of Ray's processes (the dashboard's multiprocessing sockets, /tmp/pymp-*) go in the run
+        # directory too, removed at the end; Ray's own (sessions, logs) stay where they were: /tmp/ray
+        os.environ.setdefault("RAY_TMPDIR", os.environ.get("TMPDIR") or "/tmp")  # noqa: S108 (Ray's own default)
+        os.environ["TMPDIR"] = str(self.run_dir)
+        self.ray: Future[Any] = Future()
+        self.taken = False
+        self._hold = threading.Event()
+        if threading.current_thread() is threading.main_thread():  # what ray.init does on the main thread: a
+            signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(signum))  # SIGTERM ends us through finally
+        preload = ("ray.serve", "deployments.ingress") if settings.api_enabled else ()
+        threading.Thread(target=self._start, args=(settings, preload), name="ray-start", daemon=True).start()
+
+    def _start(self, settings: Settings, preload: tuple[str, ...]) -> None:
+        try:
+            from actors.main import start_ray_for_up  # Ray's modules load here too, not in the main thread
+
+            self.ray.set_result(start_ray_for_up(settings, preload))
+        except BaseException as exc:  # handed to whoever waits for Ray
+            self.ray.set_exception(exc)
+        # Ray's processes die with the thread that started them (PR_SET_PDEATHSIG is per thread): it lives on
+        self._hold.wait()
+
+    def close(self) -> None:
+        if not self.taken:  # the stores failed or Ctrl-C came first: Ray, if it started, is ours to stop
+            self.taken = True
+            self.ray.exception()  # waits for Ray's start to end, however it ended
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+        self._hold.set()  # Ray is down: the thread that started it may end
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def run_up_with_api(
+    settings: Settings, echo: Callable[[str], None], args: IngressArgs, started: UpStart | None = None
+) -> None:
+    """``cidadao up``'s foreground: the agents (:func:`actors.main.run_agents`) on the Ray ``started`` (or one
+    started now) and the API on Serve, whose replicas reach the stores ``args`` names (the rest from the
+    environment they inherit)."""
     from actors.main import run_agents
 
-    _clear_stale_run_dirs(settings)
-    run_dir = _run_dir(settings, os.getpid())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.update(proxy_env(settings, run_dir))
-    # temporary files of Ray's processes (the dashboard's multiprocessing sockets, /tmp/pymp-*) go in the run
-    # directory too, removed at the end; Ray's own (sessions, logs) stay where they were: /tmp/ray
-    os.environ.setdefault("RAY_TMPDIR", os.environ.get("TMPDIR") or "/tmp")  # noqa: S108 (Ray's own default)
-    os.environ["TMPDIR"] = str(run_dir)
+    up = started if started is not None else UpStart(settings)
+    up.taken = True  # run_agents stops Ray
 
     def start_api() -> list[str]:
         try:
@@ -240,8 +285,7 @@ def run_up_with_api(settings: Settings, echo: Callable[[str], None], args: Ingre
 
     try:
         run_agents(
-            settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy,
-            preload=("ray.serve", "deployments.ingress") if settings.api_enabled else (),
-        )  # fmt: skip
+            settings, echo, start_api=start_api if settings.api_enabled else None, stop_api=undeploy, ray_info=up.ray
+        )
     finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+        up.close()
