@@ -145,7 +145,7 @@ def test_the_readme_runs_as_written_against_cidadao_up_demo_20000(tmp_path: Path
 
     up = CliProcess("up", "--demo", "20000", env=env)
     try:
-        up.wait_for_line("ready", timeout=600)
+        up.wait_for_line("ready; press Ctrl-C", timeout=600)
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=work, env=env, capture_output=True,
                               text=True, timeout=1200, check=False)  # fmt: skip
         shown = f"exit {done.returncode}\nstdout: {done.stdout[-6000:]}\nstderr: {done.stderr[-4000:]}"
