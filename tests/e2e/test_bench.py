@@ -149,6 +149,8 @@ def test_bench_start(tmp_path: Path, cli_env: dict[str, str]) -> None:
     for run in (first, second):
         assert run["ready_s"] > 0 and run["exit_code"] == 0 and run["stop_s"] > 0 and not run["traceback"]
         assert {"stores", "ray", "agents", "api"} <= set(run["marks_s"])
+        assert set(run["phases_s"]) == {"stores", "ray", "agents", "api"}  # from the `start:` line
+        assert all(0 <= s <= run["ready_s"] for s in run["phases_s"].values())
         assert all(0 < t <= run["ready_s"] for t in run["marks_s"].values())
         assert run["cpu_s_to_ready"] > 0 and run["processes_at_ready"] > 1
     texts = [[text for _, text in run["timeline"]] for run in (first, second)]
