@@ -143,10 +143,17 @@ class _Deadline:
 
 
 def _bare_ray(timeout: float) -> float | None:
-    ran = subprocess.run(
-        [sys.executable, "-c", _BARE_RAY, str(_free_port()), str(_free_port())], capture_output=True, text=True,
-        timeout=timeout, check=False,
-    )  # fmt: skip
+    """Seconds of a bare ``ray.init`` with the dashboard; its session and temporary files in a directory of its own,
+    removed after (a short one: Ray's unix socket paths must stay under ~107 bytes)."""
+    scratch = Path(tempfile.mkdtemp(prefix="cbr-"))
+    env = dict(os.environ, TMPDIR=str(scratch), RAY_TMPDIR=str(scratch))
+    try:
+        ran = subprocess.run(
+            [sys.executable, "-c", _BARE_RAY, str(_free_port()), str(_free_port())], capture_output=True,
+            text=True, timeout=timeout, check=False, env=env,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     lines = ran.stdout.split()
     return float(lines[-1]) if ran.returncode == 0 and lines else None
 
