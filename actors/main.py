@@ -116,7 +116,8 @@ async def _serve(
         echo(
             f"agents: {', '.join(f'{name} {n}' for name, n in now.items())} "
             f"(each kind scales {cfg.min}-{cfg.max}; `cidadao pool status` shows them)"
-            + (f"; {later} more start after ready (AGENT_POOL_SIZE={cfg.initial} of each kind)" if later else "")
+            # not the word "ready" before the runtime is: whoever waits for that line would stop here
+            + (f"; {later} more follow in the background (AGENT_POOL_SIZE={cfg.initial} of each kind)" if later else "")
         )
         if runtime.ops is not None:
             echo(f"metrics: {runtime.ops.url}/metrics (this runtime: pool, queue, events, database; also /status)")
