@@ -60,8 +60,10 @@ def test_killed_servers_are_recovered(home: tuple[Settings, dict[str, str]]) -> 
     os.kill(pg, signal.SIGKILL)
     os.kill(rd, signal.SIGKILL)
     wait_until(lambda: not pid_alive(pg) and not pid_alive(rd), what="servers to die")
-    result = run_cli("db", "migrate", env=env)
+    result = run_cli("db", "migrate", env=env)  # starts them afresh over the dead ones' files...
     assert result.returncode == 0, result.stdout + result.stderr
+    assert all("stopped" in v for v in store_status(settings).values())  # ...and, having started them, stops them
+    assert run_cli("up", "--detach", env=env).returncode == 0  # kept running this time, by new processes
     assert _pg_pid(settings) != pg and _redis_pid(settings) != rd
     assert all("running" in v for v in store_status(settings).values())
 
