@@ -37,6 +37,7 @@ from typing import Any
 from cidadao.errors import CidadaoError
 from cidadao.settings import Settings
 from deployments.ingress_args import IngressArgs
+from pipelines.ray_node import http_ok_within
 
 __all__ = ["UpStart", "deploy", "proxy_env", "run_up_with_api", "undeploy"]
 
@@ -177,22 +178,9 @@ def _wait_until_running(app: str, timeout_s: float = 600.0) -> None:
 
 def _wait_until_answering(url: str, timeout_s: float = 60.0) -> None:
     """Until a request through Serve's front (HAProxy or its proxy) reaches a replica and is answered 200."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    last = ""
-    with httpx.Client(timeout=2.0) as client:
-        while True:
-            try:
-                answer = client.get(url)
-                if answer.status_code == 200:
-                    return
-                last = f"HTTP {answer.status_code}"
-            except httpx.HTTPError as exc:
-                last = str(exc) or type(exc).__name__
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{url} did not answer within {timeout_s:g} s ({last})")
-            threading.Event().wait(0.05)  # the interval between two probes of a bounded wait
+    last = http_ok_within(url, timeout_s)
+    if last is not None:
+        raise TimeoutError(f"{url} did not answer within {timeout_s:g} s ({last})")
 
 
 def undeploy(timeout_s: float = 30.0) -> None:

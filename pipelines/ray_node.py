@@ -25,8 +25,8 @@ from typing import Any
 from cidadao.errors import CidadaoError
 
 __all__ = [
-    "agent_ports_of_its_own", "choose_port", "job_agent_problem", "mute_raylet_notices", "port_free", "quiet_output",
-    "secure_token_file", "token_path",
+    "agent_ports_of_its_own", "choose_port", "http_ok_within", "job_agent_problem", "mute_raylet_notices",
+    "port_free", "quiet_output", "secure_token_file", "token_path",
 ]  # fmt: skip
 
 AGENT_LOG = "dashboard_agent.log in Ray's session logs (/tmp/ray/session_latest/logs)"
@@ -88,7 +88,6 @@ def agent_ports_of_its_own() -> Iterator[None]:
 def job_agent_problem(timeout_s: float = 10.0) -> str | None:
     """None when this node's job agent (the dashboard agent's HTTP service, which runs submitted jobs) answers
     its health check; otherwise what is wrong, in a phrase."""
-    import httpx
     import ray
 
     node_id = ray.get_runtime_context().get_node_id()
@@ -98,8 +97,15 @@ def job_agent_problem(timeout_s: float = 10.0) -> str | None:
     if node is None or port <= 0:
         return f"the job agent's HTTP service did not start: see {AGENT_LOG}"
     url = f"http://{node['NodeManagerAddress']}:{port}/api/healthz"
+    last = http_ok_within(url, timeout_s, interval_s=0.2)
+    return None if last is None else f"the job agent at {url} does not answer ({last}): see {AGENT_LOG}"
+
+
+def http_ok_within(url: str, timeout_s: float, *, interval_s: float = 0.05) -> str | None:
+    """None as soon as ``url`` answers 200; after ``timeout_s`` without, the last answer or error, in a phrase."""
+    import httpx
+
     deadline = time.monotonic() + timeout_s
-    last = ""
     with httpx.Client(timeout=2.0) as client:
         while True:
             try:
@@ -110,8 +116,8 @@ def job_agent_problem(timeout_s: float = 10.0) -> str | None:
             except httpx.HTTPError as exc:
                 last = str(exc) or type(exc).__name__
             if time.monotonic() > deadline:
-                return f"the job agent at {url} does not answer ({last}): see {AGENT_LOG}"
-            threading.Event().wait(0.2)  # the interval between two probes of a bounded wait
+                return last
+            threading.Event().wait(interval_s)  # the interval between two probes of a bounded wait
 
 
 def token_path() -> Path | None:
