@@ -132,6 +132,8 @@ def run_up(
         echo("stopped: " + ", ".join(stopped))
     elif users:
         echo(f"stopped; the embedded servers stay up for {users} other command(s) using them")
+    elif store_users.detached(settings):
+        echo("stopped; the embedded servers stay up (cidadao up --detach started them): cidadao down stops them")
     else:
         echo("stopped: nothing embedded to stop")
 

@@ -23,7 +23,7 @@ import psutil
 from cidadao.settings import Settings
 from cidadao.storage import servers
 
-__all__ = ["command_session", "detach", "other_users", "runtime_session"]
+__all__ = ["command_session", "detach", "detached", "forget", "other_users", "runtime_session"]
 
 
 def _dir(settings: Settings) -> Path:
@@ -48,7 +48,9 @@ def _enter(settings: Settings) -> Path:
     users = _dir(settings) / "users"
     users.mkdir(exist_ok=True, mode=0o700)
     mine = users / _me().replace(":", "-")
-    mine.write_text(_me())
+    partial = mine.parent / f"{mine.name}.new"  # whole or absent: a reader never sees a half-written entry
+    partial.write_text(_me())
+    partial.rename(mine)
     return mine
 
 
@@ -57,7 +59,9 @@ def other_users(settings: Settings) -> int:
     users = _dir(settings) / "users"
     n = 0
     me = _me()
-    for path in users.glob("*") if users.is_dir() else []:
+    for path in users.glob("*-*") if users.is_dir() else []:
+        if path.name.endswith(".new"):
+            continue
         entry = path.read_text(errors="replace").strip()
         if entry == me:
             continue
@@ -79,6 +83,11 @@ def detach(settings: Settings) -> None:
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     (d / "detached").touch(mode=0o600)
     (d / "ephemeral").unlink(missing_ok=True)
+
+
+def detached(settings: Settings) -> bool:
+    """Whether ``up --detach`` keeps the embedded servers up until ``cidadao down``."""
+    return (_dir(settings) / "detached").exists()
 
 
 def forget(settings: Settings) -> None:
