@@ -56,17 +56,21 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE)
         return
+    _init_local(num_cpus=num_cpus, include_dashboard=False)
+
+
+def _init_local(**options: Any) -> Any:
+    """``ray.init`` of a local Ray on 127.0.0.1: its token file readable by its owner only, ports of its own for
+    its fixed-port services (not Ray's 52365, which another Ray may hold or need), workers' output kept in its
+    logs."""
     secure_token_file(create=True)
-    with agent_ports_of_its_own():  # not Ray's fixed 52365, which another Ray may hold or need
-        ray.init(
-            num_cpus=num_cpus,
-            include_dashboard=False,
-            _node_ip_address="127.0.0.1",
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            namespace=NAMESPACE,
-        )
+    with agent_ports_of_its_own():
+        context = ray.init(
+            _node_ip_address="127.0.0.1", log_to_driver=False, logging_level=logging.ERROR, namespace=NAMESPACE,
+            **options,
+        )  # fmt: skip
     secure_token_file()
+    return context
 
 
 def start_ray(
@@ -96,19 +100,12 @@ def start_ray(
                 variable="CIDADAO_RAY_DASHBOARD_PORT",
             )  # fmt: skip
             notes += [note] if note else []
-        secure_token_file(create=True)
-        with agent_ports_of_its_own():
-            context = ray.init(
-                include_dashboard=dashboard,
-                dashboard_host="127.0.0.1",
-                dashboard_port=dashboard_port,
-                _metrics_export_port=metrics_port,
-                _node_ip_address="127.0.0.1",
-                log_to_driver=False,
-                logging_level=logging.ERROR,
-                namespace=NAMESPACE,
-            )
-        secure_token_file()
+        context = _init_local(
+            include_dashboard=dashboard,
+            dashboard_host="127.0.0.1",
+            dashboard_port=dashboard_port,
+            _metrics_export_port=metrics_port,
+        )
     url = context.dashboard_url or None
     token_auth = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
     token_path = None
